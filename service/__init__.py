@@ -1,0 +1,1 @@
+"""Commission engine for network marketing and multi-tier affiliate programs."""

@@ -1,0 +1,52 @@
+"""Dependencies: the request's transaction and the caller's program."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.errors import Forbidden, Unauthorized
+from service.services import programs
+from service.services.programs import Principal
+
+
+async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request: committed here, before the response goes out, or rolled
+    back when anything raised, so a refused request writes nothing."""
+    async with request.app.state.sessionmaker() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
+
+_bearer = HTTPBearer(auto_error=False, description="An API key of the program: `cmk_...`")
+
+
+def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
+    async def principal(
+        session: SessionDep,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Principal:
+        if credentials is None or credentials.scheme.lower() != "bearer":
+            raise Unauthorized("send the API key as 'Authorization: Bearer <key>'")
+        caller = await programs.authenticate(session, credentials.credentials)
+        if not caller.allows(scope):
+            raise Forbidden(f"this call needs the {scope!r} scope")
+        return caller
+
+    return principal
+
+
+Reader = Annotated[Principal, Depends(require_scope("read"))]
+Writer = Annotated[Principal, Depends(require_scope("events:write"))]
+Admin = Annotated[Principal, Depends(require_scope("admin"))]

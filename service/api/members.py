@@ -1,0 +1,170 @@
+"""Members and the sponsor genealogy."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response, status
+
+from service.api.deps import Reader, SessionDep, Writer
+from service.api.pagination import decode_cursor, encode_cursor
+from service.api.problems import problem_responses
+from service.api.schemas import (
+    Cursor,
+    EnrollRequest,
+    ListPage,
+    Member,
+    MemberDetail,
+    MemberId,
+    Move,
+    MoveRequest,
+    Relative,
+    UpdateMemberRequest,
+)
+from service.errors import InvalidCursor
+from service.services import members
+
+router = APIRouter(prefix="/v1/members", tags=["members"], responses=problem_responses(401, 403))
+
+MemberPath = Annotated[MemberId, Path(description="the member's id")]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"description": "The same enrolment was posted before"},
+        **problem_responses(409, 422),
+    },
+)
+async def enroll_member(
+    body: EnrollRequest, session: SessionDep, caller: Writer, response: Response
+) -> Member:
+    """Enroll a member under a sponsor (`sponsor_id: null` for a root)."""
+    result = await members.enroll(
+        session,
+        caller.program_id,
+        member_id=body.id,
+        sponsor_id=body.sponsor_id,
+        enrolled_at=body.enrolled_at,
+        name=body.name,
+    )
+    if not result.created:
+        response.status_code = status.HTTP_200_OK
+    return Member.of(result.member)
+
+
+@router.get("/{member_id}", responses=problem_responses(404))
+async def get_member(member_id: MemberPath, session: SessionDep, caller: Reader) -> MemberDetail:
+    """The member, with the number of direct recruits and the size of the whole downline."""
+    found = await members.get_with_team(session, caller.program_id, member_id)
+    return MemberDetail(
+        **Member.of(found.member).model_dump(),
+        direct_recruits=found.direct_recruits,
+        downline_size=found.downline_size,
+    )
+
+
+@router.patch("/{member_id}", responses=problem_responses(404, 409, 422))
+async def update_member(
+    member_id: MemberPath, body: UpdateMemberRequest, session: SessionDep, caller: Writer
+) -> Member:
+    """Change `status` or `name` (`name: null` clears it). Termination is final."""
+    changes: dict[str, Any] = {}
+    if "status" in body.model_fields_set and body.status is not None:
+        changes["status"] = body.status
+    if "name" in body.model_fields_set:
+        changes["name"] = body.name
+    row = await members.update(session, caller.program_id, member_id, **changes)
+    return Member.of(row)
+
+
+@router.post("/{member_id}/move", responses=problem_responses(404, 409, 422))
+async def move_member(
+    member_id: MemberPath, body: MoveRequest, session: SessionDep, caller: Writer
+) -> Member:
+    """Move a member, with their whole team, under a new sponsor; kept in the move history."""
+    row = await members.move(session, caller.program_id, member_id, sponsor_id=body.sponsor_id)
+    return Member.of(row)
+
+
+@router.get("/{member_id}/upline", responses=problem_responses(404, 422))
+async def get_upline(
+    member_id: MemberPath,
+    session: SessionDep,
+    caller: Reader,
+    levels: Annotated[int, Query(ge=1, le=1000, description="levels per page")] = 100,
+    cursor: Annotated[Cursor | None, Query()] = None,
+) -> ListPage[Relative]:
+    """The sponsor chain, nearest first (level 1 is the sponsor)."""
+    after_level = 0
+    if cursor is not None:
+        (after_level,) = _position(cursor, "upline", member_id, 1)
+        if not isinstance(after_level, int) or after_level < 0:
+            raise InvalidCursor("the cursor is not one this list gave out")
+    page = await members.upline(
+        session, caller.program_id, member_id, levels=levels, after_level=after_level
+    )
+    next_cursor = None
+    if page.has_more:
+        next_cursor = encode_cursor("upline", member_id, page.items[-1].level)
+    return ListPage[Relative](items=[Relative.of(r) for r in page.items], next_cursor=next_cursor)
+
+
+@router.get("/{member_id}/downline", responses=problem_responses(404, 422))
+async def get_downline(
+    member_id: MemberPath,
+    session: SessionDep,
+    caller: Reader,
+    max_depth: Annotated[
+        int | None, Query(ge=1, le=100_000, description="deepest level to include")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[Cursor | None, Query()] = None,
+) -> ListPage[Relative]:
+    """Everyone below the member, ordered by level, then by id within a level."""
+    after: tuple[int, str] | None = None
+    if cursor is not None:
+        level, last_id = _position(cursor, "downline", member_id, 2)
+        if not isinstance(level, int) or not isinstance(last_id, str) or level < 1:
+            raise InvalidCursor("the cursor is not one this list gave out")
+        after = (level, last_id)
+    page = await members.downline(
+        session, caller.program_id, member_id, max_depth=max_depth, after=after, limit=limit
+    )
+    next_cursor = None
+    if page.has_more:
+        last = page.items[-1]
+        next_cursor = encode_cursor("downline", member_id, last.level, last.member.member_id)
+    return ListPage[Relative](items=[Relative.of(r) for r in page.items], next_cursor=next_cursor)
+
+
+@router.get("/{member_id}/moves", responses=problem_responses(404, 422))
+async def get_moves(
+    member_id: MemberPath,
+    session: SessionDep,
+    caller: Reader,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[Cursor | None, Query()] = None,
+) -> ListPage[Move]:
+    """The member's move history (append-only), oldest first."""
+    after_move_id = 0
+    if cursor is not None:
+        (after_move_id,) = _position(cursor, "moves", member_id, 1)
+        if not isinstance(after_move_id, int):
+            raise InvalidCursor("the cursor is not one this list gave out")
+    page = await members.moves(
+        session, caller.program_id, member_id, after_move_id=after_move_id, limit=limit
+    )
+    next_cursor = None
+    if page.has_more:
+        next_cursor = encode_cursor("moves", member_id, page.items[-1].move_id)
+    return ListPage[Move](items=[Move.of(r) for r in page.items], next_cursor=next_cursor)
+
+
+def _position(cursor: str, kind: str, member_id: str, size: int) -> list[Any]:
+    """A cursor is only valid for the list (and the member) that gave it out."""
+    position = decode_cursor(cursor, kind)
+    if len(position) != size + 1 or position[0] != member_id:
+        raise InvalidCursor("the cursor is not one this list gave out")
+    return position[1:]

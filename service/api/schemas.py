@@ -1,0 +1,125 @@
+"""Request and response bodies shared by the routers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Generic, Literal, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from service.db.members import MemberRow, MoveRow, RelativeRow
+
+MemberId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$"),
+    Field(description="Chosen by the client: 1-64 characters of A-Za-z0-9._:-", examples=["M7"]),
+]
+MemberName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Status = Literal["active", "inactive", "terminated"]
+Cursor = Annotated[str, StringConstraints(max_length=512)]
+
+T = TypeVar("T")
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details; `code` is stable and meant for programs."""
+
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str
+    errors: list[dict[str, object]] | None = None
+
+
+class ListPage(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+class EnrollRequest(Request):
+    id: MemberId
+    sponsor_id: MemberId | None = Field(description="null for a root of the genealogy")
+    enrolled_at: AwareDatetime | None = Field(default=None, description="defaults to now")
+    name: MemberName | None = None
+
+
+class UpdateMemberRequest(Request):
+    status: Status | None = None
+    name: MemberName | None = None
+
+
+class MoveRequest(Request):
+    sponsor_id: MemberId | None = Field(description="the new sponsor; null makes a root")
+
+
+class Member(BaseModel):
+    id: str
+    sponsor_id: str | None
+    enrolled_at: datetime
+    status: Status
+    name: str | None
+    rank: str | None
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: MemberRow) -> Member:
+        return cls(
+            id=row.member_id,
+            sponsor_id=row.sponsor_id,
+            enrolled_at=row.enrolled_at,
+            status=row.status,
+            name=row.name,
+            rank=row.rank,
+            updated_at=row.updated_at,
+        )
+
+
+class MemberDetail(Member):
+    direct_recruits: int = Field(description="members this member sponsors directly")
+    downline_size: int = Field(description="everyone below this member, at any depth")
+
+
+class Relative(BaseModel):
+    """A member in an upline or downline; `level` is the distance from the member asked."""
+
+    id: str
+    level: int
+    sponsor_id: str | None
+    status: Status
+    name: str | None
+    rank: str | None
+    enrolled_at: datetime
+
+    @classmethod
+    def of(cls, row: RelativeRow) -> Relative:
+        m = row.member
+        return cls(
+            id=m.member_id,
+            level=row.level,
+            sponsor_id=m.sponsor_id,
+            status=m.status,
+            name=m.name,
+            rank=m.rank,
+            enrolled_at=m.enrolled_at,
+        )
+
+
+class Move(BaseModel):
+    """One entry of the append-only move history."""
+
+    from_sponsor_id: str | None
+    to_sponsor_id: str | None
+    moved_at: datetime
+
+    @classmethod
+    def of(cls, row: MoveRow) -> Move:
+        return cls(
+            from_sponsor_id=row.from_sponsor_id,
+            to_sponsor_id=row.to_sponsor_id,
+            moved_at=row.moved_at,
+        )

@@ -1,0 +1,179 @@
+"""The `commissions` command: serve, programs and keys, OpenAPI export."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.config import Settings
+from service.db.engine import open_database
+from service.db.migrate import migrate
+from service.errors import ServiceError
+from service.logs import configure_logging
+from service.main import create_app, sessionmaker_for
+from service.services import programs
+
+app = typer.Typer(
+    help="Commission engine for network marketing and affiliate programs.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+program_app = typer.Typer(help="Programs (tenants).", no_args_is_help=True)
+key_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(program_app, name="program")
+app.add_typer(key_app, name="key")
+
+T = TypeVar("T")
+
+
+def _print(value: dict[str, Any]) -> None:
+    typer.echo(json.dumps(value, indent=2, default=str))
+
+
+def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run one admin transaction against the configured (or embedded) database."""
+
+    async def main() -> T:
+        async with open_database(Settings()) as engine:
+            await migrate(engine)
+            async with sessionmaker_for(engine)() as session, session.begin():
+                return await work(session)
+
+    try:
+        return asyncio.run(main())
+    except ServiceError as error:
+        typer.echo(json.dumps({"error": error.code, "detail": error.detail}), err=True)
+        raise typer.Exit(code=2) from error
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+) -> None:
+    """Apply the migrations and serve the HTTP API."""
+    import uvicorn
+
+    settings = Settings()
+    configure_logging(level=settings.log_level, json=settings.log_json)
+    where = (
+        "the database at DATABASE_URL"
+        if settings.database_url
+        else f"an embedded PostgreSQL with its data in {settings.data_dir}"
+    )
+    typer.echo(
+        f"commissions: serving on http://{host}:{port} with {where}.\n"
+        "  Create a program and its admin key:  commissions program create acme --currency USD\n"
+        "  More keys:  commissions key create --program acme --scope read\n"
+        f"  API docs:   http://{host}:{port}/docs",
+        err=True,
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@program_app.command("create")
+def program_create(
+    program_id: Annotated[str, typer.Argument(metavar="ID", help="slug: a-z, 0-9 and '-'")],
+    currency: Annotated[str, typer.Option(help="ISO 4217 code, e.g. USD")],
+    timezone: Annotated[str, typer.Option(help="IANA zone; period boundaries")] = "UTC",
+    name: Annotated[str | None, typer.Option(help="display name")] = None,
+) -> None:
+    """Create a program; prints it with its first API key (scope admin), shown only once."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        program, key = await programs.create_program(
+            session, program_id=program_id, currency=currency, timezone=timezone, name=name
+        )
+        return {
+            "program": {
+                "id": program.program_id,
+                "name": program.name,
+                "currency": program.currency,
+                "timezone": program.timezone,
+                "created_at": program.created_at.isoformat(),
+            },
+            "api_key": key,
+        }
+
+    _print(_run(work))
+
+
+@key_app.command("create")
+def key_create(
+    program: Annotated[str, typer.Option(help="program id")],
+    scope: Annotated[list[str], typer.Option(help="read, events:write or admin; repeatable")],
+) -> None:
+    """Create an API key; prints it once. Only its hash is stored."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        key, row = await programs.create_api_key(session, program_id=program, scopes=scope)
+        return {"api_key": key, "key_id": row.key_id, "scopes": list(row.scopes)}
+
+    _print(_run(work))
+
+
+@key_app.command("list")
+def key_list(program: Annotated[str, typer.Option(help="program id")]) -> None:
+    """List a program's keys (ids and scopes; the keys themselves are never stored)."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        from service.db import programs as program_sql
+
+        rows = await program_sql.list_keys(session, program)
+        return {
+            "keys": [
+                {
+                    "key_id": r.key_id,
+                    "scopes": list(r.scopes),
+                    "created_at": r.created_at.isoformat(),
+                    "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
+                }
+                for r in rows
+            ]
+        }
+
+    _print(_run(work))
+
+
+@key_app.command("revoke")
+def key_revoke(
+    program: Annotated[str, typer.Option(help="program id")],
+    key_id: Annotated[str, typer.Argument(help="the key id shown by `key list`")],
+) -> None:
+    """Revoke a key at once."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        await programs.revoke_api_key(session, program_id=program, key_id=key_id)
+        return {"revoked": key_id}
+
+    _print(_run(work))
+
+
+@app.command()
+def openapi(
+    output: Annotated[Path | None, typer.Option(help="file to write; stdout when omitted")] = None,
+) -> None:
+    """Export the OpenAPI document of the HTTP API."""
+    document = openapi_json()
+    if output is None:
+        sys.stdout.write(document)
+    else:
+        output.write_text(document)
+
+
+def openapi_json() -> str:
+    return json.dumps(create_app(Settings()).openapi(), indent=2) + "\n"

@@ -1,0 +1,90 @@
+"""The schema. Every primary key starts with `program_id` (the Citus distribution column)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKeyConstraint,
+    Identity,
+    Index,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+programs = Table(
+    "programs",
+    metadata,
+    Column("program_id", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("timezone", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("program_id"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("program_id", Text, nullable=False),
+    Column("key_id", Text, nullable=False),
+    Column("key_hash", Text, nullable=False),
+    Column("scopes", ARRAY(Text), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    PrimaryKeyConstraint("program_id", "key_id"),
+    UniqueConstraint("program_id", "key_hash"),
+    ForeignKeyConstraint(["program_id"], ["programs.program_id"]),
+)
+
+members = Table(
+    "members",
+    metadata,
+    Column("program_id", Text, nullable=False),
+    Column("member_id", Text, nullable=False),
+    Column("sponsor_id", Text, nullable=True),
+    Column("enrolled_sponsor_id", Text, nullable=True),
+    Column("enrolled_at", DateTime(timezone=True), nullable=False),
+    Column("status", Text, nullable=False, server_default="active"),
+    Column("name", Text, nullable=True),
+    Column("rank", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("program_id", "member_id"),
+    ForeignKeyConstraint(["program_id"], ["programs.program_id"]),
+    ForeignKeyConstraint(["program_id", "sponsor_id"], ["members.program_id", "members.member_id"]),
+    CheckConstraint("status IN ('active', 'inactive', 'terminated')", name="status"),
+    CheckConstraint("sponsor_id IS NULL OR sponsor_id <> member_id", name="not_own_sponsor"),
+    Index("ix_members_sponsor", "program_id", "sponsor_id", "member_id"),
+)
+
+member_moves = Table(
+    "member_moves",
+    metadata,
+    Column("program_id", Text, nullable=False),
+    Column("move_id", BigInteger, Identity(always=True), nullable=False),
+    Column("member_id", Text, nullable=False),
+    Column("from_sponsor_id", Text, nullable=True),
+    Column("to_sponsor_id", Text, nullable=True),
+    Column("moved_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("program_id", "move_id"),
+    ForeignKeyConstraint(["program_id", "member_id"], ["members.program_id", "members.member_id"]),
+    Index("ix_member_moves_member", "program_id", "member_id", "move_id"),
+)

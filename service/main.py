@@ -1,0 +1,58 @@
+"""The application factory and its lifespan: the engine is made and disposed there."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from service import __doc__ as summary
+from service.api import health, members, problems
+from service.api.middleware import BodyLimit, RequestContext
+from service.config import Settings
+from service.db.engine import open_database
+from service.db.migrate import migrate
+
+VERSION = "0.1.0"
+
+
+def sessionmaker_for(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None = None) -> FastAPI:
+    """The service. With `engine` given (tests, benchmarks) it is used as it is; otherwise the
+    lifespan opens the configured database (embedded when DATABASE_URL is unset) and migrates."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if engine is not None:
+            app.state.engine = engine
+            app.state.sessionmaker = sessionmaker_for(engine)
+            yield
+            return
+        async with open_database(settings) as opened:
+            await migrate(opened)
+            app.state.engine = opened
+            app.state.sessionmaker = sessionmaker_for(opened)
+            yield
+
+    app = FastAPI(
+        title="Commissions",
+        summary=summary,
+        version=VERSION,
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+    )
+    if engine is not None:
+        app.state.engine = engine
+        app.state.sessionmaker = sessionmaker_for(engine)
+    problems.install(app)
+    app.include_router(health.router)
+    app.include_router(members.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContext)
+    return app

@@ -1,0 +1,1 @@
+"""Use cases: load through db/, decide through domain/, write through db/."""

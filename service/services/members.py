@@ -1,0 +1,212 @@
+"""Enrolment, changes and moves of members, and walks of the sponsor tree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.db import members as member_sql
+from service.db.members import MemberRow, MoveRow, RelativeRow
+from service.errors import (
+    GenealogyCycle,
+    MemberExists,
+    MemberNotFound,
+    MemberTerminated,
+    SponsorTerminated,
+    UnknownSponsor,
+)
+
+# A downline walk with no max_depth still stops here: deeper than any real tree.
+UNBOUNDED_DEPTH = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolment:
+    member: MemberRow
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MemberWithTeam:
+    member: MemberRow
+    direct_recruits: int
+    downline_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[RelativeRow]
+    has_more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MovePage:
+    items: list[MoveRow]
+    has_more: bool
+
+
+async def _require_member(
+    session: AsyncSession, program_id: str, member_id: str, *, for_update: bool = False
+) -> MemberRow:
+    member = await member_sql.get_member(session, program_id, member_id, for_update=for_update)
+    if member is None:
+        raise MemberNotFound(f"member {member_id!r} does not exist")
+    return member
+
+
+async def _require_sponsor(session: AsyncSession, program_id: str, sponsor_id: str) -> None:
+    sponsor = await member_sql.get_member(session, program_id, sponsor_id)
+    if sponsor is None:
+        raise UnknownSponsor(f"sponsor {sponsor_id!r} is not a member of this program")
+    if sponsor.status == "terminated":
+        raise SponsorTerminated(f"sponsor {sponsor_id!r} is terminated")
+
+
+async def enroll(
+    session: AsyncSession,
+    program_id: str,
+    *,
+    member_id: str,
+    sponsor_id: str | None,
+    enrolled_at: datetime | None,
+    name: str | None,
+) -> Enrolment:
+    """Add a member under a sponsor (or as a root).
+
+    Re-posting the same enrolment answers the member as it is (a retried webhook is not an
+    error); a different enrolment under a taken id is a conflict.
+    """
+    existing = await member_sql.get_member(session, program_id, member_id)
+    if existing is None:
+        if sponsor_id is not None:
+            await _require_sponsor(session, program_id, sponsor_id)
+        inserted = await member_sql.insert_member(
+            session,
+            program_id=program_id,
+            member_id=member_id,
+            sponsor_id=sponsor_id,
+            enrolled_at=enrolled_at or datetime.now(UTC),
+            name=name,
+            status="active",
+        )
+        if inserted is not None:
+            return Enrolment(member=inserted, created=True)
+        existing = await _require_member(session, program_id, member_id)
+    same = (
+        existing.enrolled_sponsor_id == sponsor_id
+        and (enrolled_at is None or existing.enrolled_at == enrolled_at)
+        and (name is None or existing.name == name)
+    )
+    if not same:
+        raise MemberExists(f"member {member_id!r} exists with a different enrolment")
+    return Enrolment(member=existing, created=False)
+
+
+async def get_with_team(session: AsyncSession, program_id: str, member_id: str) -> MemberWithTeam:
+    member = await _require_member(session, program_id, member_id)
+    direct, size = await member_sql.team_counts(session, program_id, member_id)
+    return MemberWithTeam(member=member, direct_recruits=direct, downline_size=size)
+
+
+_UNSET = object()
+
+
+async def update(
+    session: AsyncSession,
+    program_id: str,
+    member_id: str,
+    *,
+    status: str | None = None,
+    name: str | object | None = _UNSET,
+) -> MemberRow:
+    """Change status or name. Termination is final: a terminated member stays terminated."""
+    member = await _require_member(session, program_id, member_id, for_update=True)
+    changes: dict[str, object] = {}
+    if status is not None and status != member.status:
+        if member.status == "terminated":
+            raise MemberTerminated(f"member {member_id!r} is terminated; termination is final")
+        changes["status"] = status
+    if name is not _UNSET and name != member.name:
+        changes["name"] = name
+    if not changes:
+        return member
+    return await member_sql.update_member(session, program_id, member_id, changes)
+
+
+async def move(
+    session: AsyncSession, program_id: str, member_id: str, *, sponsor_id: str | None
+) -> MemberRow:
+    """Put a member (and the whole team below them) under a new sponsor.
+
+    A member can never become their own ancestor; the old and new sponsor are kept in the
+    append-only move history. Moving to the current sponsor changes nothing.
+    """
+    await member_sql.lock_genealogy(session, program_id)
+    member = await _require_member(session, program_id, member_id, for_update=True)
+    if sponsor_id == member.sponsor_id:
+        return member
+    if sponsor_id is not None:
+        await _require_sponsor(session, program_id, sponsor_id)
+        if await member_sql.is_in_upline_or_self(
+            session, program_id, member_id=member_id, candidate=sponsor_id
+        ):
+            raise GenealogyCycle(
+                f"{sponsor_id!r} is {member_id!r} or in its downline: the move would make"
+                f" {member_id!r} its own ancestor"
+            )
+    moved = await member_sql.set_sponsor(session, program_id, member_id, sponsor_id)
+    await member_sql.record_move(
+        session,
+        program_id=program_id,
+        member_id=member_id,
+        from_sponsor_id=member.sponsor_id,
+        to_sponsor_id=sponsor_id,
+    )
+    return moved
+
+
+async def upline(
+    session: AsyncSession, program_id: str, member_id: str, *, levels: int, after_level: int
+) -> Page:
+    """The sponsor chain, nearest first; `after_level` skips the levels already shown."""
+    await _require_member(session, program_id, member_id)
+    rows = await member_sql.upline_of(
+        session, program_id, member_id, levels=after_level + levels + 1
+    )
+    window = rows[after_level:]
+    return Page(items=window[:levels], has_more=len(window) > levels)
+
+
+async def downline(
+    session: AsyncSession,
+    program_id: str,
+    member_id: str,
+    *,
+    max_depth: int | None,
+    after: tuple[int, str] | None,
+    limit: int,
+) -> Page:
+    """The team below a member, level by level and by id within a level."""
+    await _require_member(session, program_id, member_id)
+    rows = await member_sql.downline_page(
+        session,
+        program_id,
+        member_id,
+        max_depth=max_depth or UNBOUNDED_DEPTH,
+        after=after or (0, ""),
+        limit=limit + 1,
+    )
+    return Page(items=rows[:limit], has_more=len(rows) > limit)
+
+
+async def moves(
+    session: AsyncSession, program_id: str, member_id: str, *, after_move_id: int, limit: int
+) -> MovePage:
+    """The member's move history, oldest first."""
+    await _require_member(session, program_id, member_id)
+    rows = await member_sql.moves_of(
+        session, program_id, member_id, after_move_id=after_move_id, limit=limit + 1
+    )
+    return MovePage(items=rows[:limit], has_more=len(rows) > limit)

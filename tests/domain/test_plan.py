@@ -1,0 +1,279 @@
+import copy
+import json
+from decimal import Decimal
+
+import pytest
+
+from service.domain.money import MoneyError
+from service.domain.plan import (
+    ActivityRule,
+    CategoryRates,
+    Compression,
+    Plan,
+    PlanError,
+    parse_plan,
+    plan_to_json,
+)
+
+SPEC_EXAMPLE = json.loads(
+    """
+    {
+      "categories": {
+        "product":        {"personal_rate": "0.10", "level_rates": ["0.05", "0.03", "0.02"]},
+        "enrollment_fee": {"personal_rate": "0",    "level_rates": ["0.20", "0.05", "0.04"]}
+      },
+      "compression": "none",
+      "activity": {"min_personal_volume": "100.00", "window_days": 30},
+      "max_payout_ratio": "0.60",
+      "ranks": []
+    }
+    """
+)
+
+
+def errors_of(raw: object, currency: str = "USD") -> list[tuple[tuple[str | int, ...], str]]:
+    with pytest.raises(PlanError) as caught:
+        parse_plan(raw, currency)  # type: ignore[arg-type]
+    assert caught.value.code == "invalid_plan"
+    return caught.value.errors
+
+
+def locations_of(raw: object, currency: str = "USD") -> list[tuple[str | int, ...]]:
+    return [location for location, _ in errors_of(raw, currency)]
+
+
+def with_change(path: tuple[str, ...], value: object) -> dict[str, object]:
+    raw: dict[str, object] = copy.deepcopy(SPEC_EXAMPLE)
+    target: dict[str, object] = raw
+    for key in path[:-1]:
+        child = target[key]
+        assert isinstance(child, dict)
+        target = child
+    target[path[-1]] = value
+    return raw
+
+
+def without(key: str) -> dict[str, object]:
+    raw: dict[str, object] = copy.deepcopy(SPEC_EXAMPLE)
+    del raw[key]
+    return raw
+
+
+def test_the_spec_example_parses() -> None:
+    plan = parse_plan(SPEC_EXAMPLE, "USD")
+    assert plan == Plan(
+        categories=(
+            (
+                "enrollment_fee",
+                CategoryRates(Decimal("0"), tuple(map(Decimal, ["0.20", "0.05", "0.04"]))),
+            ),
+            (
+                "product",
+                CategoryRates(Decimal("0.10"), tuple(map(Decimal, ["0.05", "0.03", "0.02"]))),
+            ),
+        ),
+        compression=Compression.NONE,
+        activity=ActivityRule(min_personal_volume=Decimal("100.00"), window_days=30),
+        max_payout_ratio=Decimal("0.60"),
+    )
+    assert plan.depth == 3
+    assert plan.rates_for("product") == CategoryRates(
+        Decimal("0.1"), (Decimal("0.05"), Decimal("0.03"), Decimal("0.02"))
+    )
+    assert plan.rates_for("subscription") is None
+
+
+def test_the_canonical_form_round_trips() -> None:
+    plan = parse_plan(SPEC_EXAMPLE, "USD")
+    canonical = plan_to_json(plan, "USD")
+    assert canonical == {
+        "categories": {
+            "enrollment_fee": {"personal_rate": "0", "level_rates": ["0.2", "0.05", "0.04"]},
+            "product": {"personal_rate": "0.1", "level_rates": ["0.05", "0.03", "0.02"]},
+        },
+        "compression": "none",
+        "activity": {"min_personal_volume": "100.00", "window_days": 30},
+        "max_payout_ratio": "0.6",
+        "ranks": [],
+    }
+    assert parse_plan(canonical, "USD") == plan
+    assert json.loads(json.dumps(canonical)) == canonical
+
+
+def test_optional_fields_take_their_defaults() -> None:
+    plan = parse_plan(
+        {"categories": {"product": {"personal_rate": "0.1", "level_rates": []}}}, "JPY"
+    )
+    assert plan.compression is Compression.NONE
+    assert plan.activity is None
+    assert plan.max_payout_ratio is None
+    assert plan.ranks == ()
+    assert plan.depth == 0
+    assert plan_to_json(plan, "JPY")["activity"] is None
+    assert plan_to_json(plan, "JPY")["max_payout_ratio"] is None
+
+
+def test_null_activity_and_cap_mean_none() -> None:
+    plan = parse_plan(with_change(("activity",), None) | {"max_payout_ratio": None}, "USD")
+    assert plan.activity is None
+    assert plan.max_payout_ratio is None
+
+
+def test_dynamic_compression() -> None:
+    assert parse_plan(with_change(("compression",), "dynamic"), "USD").compression is (
+        Compression.DYNAMIC
+    )
+
+
+def test_activity_volume_is_money_in_the_program_currency() -> None:
+    raw = with_change(("activity", "min_personal_volume"), "1500")
+    plan = parse_plan(raw, "JPY")
+    assert plan.activity == ActivityRule(Decimal("1500"), 30)
+    assert plan_to_json(plan, "JPY")["activity"] == {
+        "min_personal_volume": "1500",
+        "window_days": 30,
+    }
+    assert locations_of(with_change(("activity", "min_personal_volume"), "100.50"), "JPY") == [
+        ("activity", "min_personal_volume")
+    ]
+
+
+def test_fifty_levels_are_allowed() -> None:
+    raw = with_change(
+        ("categories",), {"product": {"personal_rate": "0", "level_rates": ["0.01"] * 50}}
+    )
+    assert parse_plan(raw, "USD").depth == 50
+
+
+NO_RATES = {"personal_rate": "0", "level_rates": []}
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("effective_from",), "2026-01-01T00:00:00Z"),
+        (("bonus",), "x"),
+        (("categories", "product", "cap"), "0.1"),
+        (("activity", "days"), 30),
+        (("categories",), {}),
+        (("categories",), []),
+        (("categories", "Product"), NO_RATES),
+        (("categories", "9lives"), NO_RATES),
+        (("categories", "a" * 41), NO_RATES),
+        (("categories", "product"), "0.1"),
+        (("categories", "product", "personal_rate"), 0.1),
+        (("categories", "product", "personal_rate"), "1.5"),
+        (("categories", "product", "personal_rate"), "-0.1"),
+        (("categories", "product", "personal_rate"), "0.1234567"),
+        (("categories", "product", "level_rates"), "0.05"),
+        (("categories", "product", "level_rates"), ["0.01"] * 51),
+        (("compression",), "full"),
+        (("compression",), None),
+        (("activity",), "monthly"),
+        (("activity", "min_personal_volume"), 100),
+        (("activity", "min_personal_volume"), "100.001"),
+        (("activity", "window_days"), 0),
+        (("activity", "window_days"), 367),
+        (("activity", "window_days"), 30.0),
+        (("activity", "window_days"), "30"),
+        (("activity", "window_days"), True),
+        (("max_payout_ratio",), 0.6),
+        (("max_payout_ratio",), "1.01"),
+        (("ranks",), [{"name": "gold"}]),
+        (("ranks",), None),
+    ],
+)
+def test_an_invalid_value_is_reported_at_its_field(path: tuple[str, ...], value: object) -> None:
+    assert locations_of(with_change(path, value)) == [path]
+
+
+@pytest.mark.parametrize(
+    ("raw", "location"),
+    [
+        (without("categories"), ("categories",)),
+        (
+            with_change(("categories", "product"), {"personal_rate": "0.1"}),
+            ("categories", "product", "level_rates"),
+        ),
+        (
+            with_change(("categories", "product"), {"level_rates": []}),
+            ("categories", "product", "personal_rate"),
+        ),
+        (
+            with_change(("categories", "product", "level_rates"), ["0.05", "0.03", 0.02]),
+            ("categories", "product", "level_rates", 2),
+        ),
+        (
+            with_change(("categories", "product", "level_rates"), ["0.5", "0.3", "0.2"]),
+            ("categories", "product"),
+        ),
+    ],
+)
+def test_a_missing_or_inconsistent_field_is_named(
+    raw: dict[str, object], location: tuple[str | int, ...]
+) -> None:
+    assert locations_of(raw) == [location]
+
+
+def test_rates_summing_past_one_are_reported_with_their_total() -> None:
+    raw = with_change(
+        ("categories", "product"), {"personal_rate": "0.5", "level_rates": ["0.3", "0.25"]}
+    )
+    assert errors_of(raw) == [
+        (("categories", "product"), "personal_rate and level_rates add up to 1.05, more than 1")
+    ]
+
+
+def test_ranks_are_not_supported_yet() -> None:
+    assert errors_of(with_change(("ranks",), [{"name": "gold"}])) == [
+        (("ranks",), "ranks are not supported yet")
+    ]
+
+
+def test_every_error_is_reported_at_once() -> None:
+    raw = {
+        "categories": {
+            "product": {"personal_rate": 0.1, "level_rates": ["0.05", "2"]},
+            "Bad": {"personal_rate": "0", "level_rates": []},
+        },
+        "compression": "sometimes",
+        "activity": {"min_personal_volume": "1.001", "window_days": 0},
+        "max_payout_ratio": "x",
+        "ranks": ["gold"],
+        "effective_from": "2026-01-01T00:00:00Z",
+    }
+    assert locations_of(raw) == [
+        ("effective_from",),
+        ("categories", "product", "personal_rate"),
+        ("categories", "product", "level_rates", 1),
+        ("categories", "Bad"),
+        ("compression",),
+        ("activity", "min_personal_volume"),
+        ("activity", "window_days"),
+        ("max_payout_ratio",),
+        ("ranks",),
+    ]
+
+
+def test_a_plan_must_be_an_object() -> None:
+    assert locations_of(["categories"]) == [()]
+
+
+def test_error_messages_say_what_is_wrong() -> None:
+    errors = dict(errors_of(with_change(("categories", "product", "personal_rate"), 0.1)))
+    message = errors["categories", "product", "personal_rate"]
+    assert "string" in message
+    assert "JSON number" in message
+    assert str(PlanError(errors_of(with_change(("bonus",), 1)))) == "bonus: unknown field"
+
+
+def test_the_program_currency_must_be_known() -> None:
+    with pytest.raises(MoneyError):
+        parse_plan(SPEC_EXAMPLE, "XYZ")
+
+
+def test_plans_are_immutable_and_hashable() -> None:
+    plan = parse_plan(SPEC_EXAMPLE, "USD")
+    assert hash(plan) == hash(parse_plan(copy.deepcopy(SPEC_EXAMPLE), "USD"))
+    with pytest.raises(AttributeError):
+        plan.compression = Compression.DYNAMIC  # type: ignore[misc]
