@@ -121,3 +121,63 @@ class ProgramExists(Conflict):
 class ProgramNotFound(NotFound):
     code = "program_not_found"
     title = "Program not found"
+
+
+class InvalidPlan(Unprocessable):
+    code = "invalid_plan"
+    title = "The plan is not valid"
+
+
+class NoPlanInForce(Unprocessable):
+    code = "no_plan_in_force"
+    title = "No plan version is in force at that time"
+
+
+class PlanVersionNotFound(NotFound):
+    code = "plan_not_found"
+    title = "No such plan version"
+
+
+class UnknownMember(Unprocessable):
+    code = "unknown_member"
+    title = "The member is not known in this program"
+
+
+class CurrencyMismatch(Unprocessable):
+    code = "currency_mismatch"
+    title = "The currency is not the program's"
+
+
+class InvalidAmount(Unprocessable):
+    code = "invalid_amount"
+    title = "The amount is not valid money in the program's currency"
+
+
+class SaleConflict(Conflict):
+    code = "sale_conflict"
+    title = "A different sale with this id exists"
+
+
+class SaleNotFound(NotFound):
+    code = "sale_not_found"
+    title = "Sale not found"
+
+
+class RefundConflict(Conflict):
+    code = "refund_conflict"
+    title = "A different refund with this id exists"
+
+
+class RefundExceedsSale(Unprocessable):
+    code = "refund_exceeds_sale"
+    title = "The refund is more than what is left of the sale"
+
+
+class RefundBeforeSale(Unprocessable):
+    code = "refund_before_sale"
+    title = "The refund occurred before its sale"
+
+
+class InvalidPeriod(Unprocessable):
+    code = "invalid_period"
+    title = "The period is not a YYYY-MM month"

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service import __doc__ as summary
-from service.api import health, members, problems
+from service.api import health, members, plans, problems, sales
 from service.api.middleware import BodyLimit, RequestContext
 from service.config import Settings
 from service.db.engine import open_database
@@ -53,6 +53,8 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     problems.install(app)
     app.include_router(health.router)
     app.include_router(members.router)
+    app.include_router(plans.router)
+    app.include_router(sales.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext)
     return app

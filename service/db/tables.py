@@ -10,14 +10,16 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Identity,
     Index,
+    Integer,
     MetaData,
+    Numeric,
     PrimaryKeyConstraint,
     Table,
     Text,
     UniqueConstraint,
     func,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 metadata = MetaData(
     naming_convention={
@@ -87,4 +89,90 @@ member_moves = Table(
     PrimaryKeyConstraint("program_id", "move_id"),
     ForeignKeyConstraint(["program_id", "member_id"], ["members.program_id", "members.member_id"]),
     Index("ix_member_moves_member", "program_id", "member_id", "move_id"),
+)
+
+MONEY = Numeric(19, 4)
+RATE = Numeric(11, 10)
+
+plan_versions = Table(
+    "plan_versions",
+    metadata,
+    Column("program_id", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("effective_from", DateTime(timezone=True), nullable=False),
+    Column("body", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("program_id", "version"),
+)
+
+sales = Table(
+    "sales",
+    metadata,
+    Column("program_id", Text, nullable=False),
+    Column("sale_id", Text, nullable=False),
+    Column("member_id", Text, nullable=False),
+    Column("amount", MONEY, nullable=False),
+    Column("volume", MONEY, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("category", Text, nullable=False),
+    Column("subscription_id", Text, nullable=True),
+    Column("customer", Text, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("period", Text, nullable=False),
+    Column("plan_version", Integer, nullable=False),
+    Column("refunded", MONEY, nullable=False, server_default="0"),
+    Column("refunded_volume", MONEY, nullable=False, server_default="0"),
+    Column("fingerprint", Text, nullable=False),
+    Column("decisions", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("program_id", "sale_id"),
+)
+
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("program_id", Text, nullable=False),
+    Column("refund_id", Text, nullable=False),
+    Column("sale_id", Text, nullable=False),
+    Column("member_id", Text, nullable=False),
+    Column("amount", MONEY, nullable=False),
+    Column("volume", MONEY, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("period", Text, nullable=False),
+    Column("fingerprint", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("program_id", "refund_id"),
+)
+
+commission_lines = Table(
+    "commission_lines",
+    metadata,
+    Column("program_id", Text, nullable=False),
+    Column("line_id", BigInteger, Identity(always=True), nullable=False),
+    Column("sale_id", Text, nullable=False),
+    Column("refund_id", Text, nullable=True),
+    Column("earner_id", Text, nullable=False),
+    Column("source_member_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("paid_level", Integer, nullable=False),
+    Column("rate", RATE, nullable=False),
+    Column("base", MONEY, nullable=False),
+    Column("amount", MONEY, nullable=False),
+    Column("period", Text, nullable=False),
+    Column("plan_version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("program_id", "line_id"),
+)
+
+member_period_volumes = Table(
+    "member_period_volumes",
+    metadata,
+    Column("program_id", Text, nullable=False),
+    Column("member_id", Text, nullable=False),
+    Column("period", Text, nullable=False),
+    Column("volume", MONEY, nullable=False, server_default="0"),
+    Column("residual_volume", MONEY, nullable=False, server_default="0"),
+    Column("sales", Integer, nullable=False, server_default="0"),
+    PrimaryKeyConstraint("program_id", "period", "member_id"),
 )

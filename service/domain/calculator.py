@@ -27,6 +27,7 @@ __all__ = [
     "SaleFacts",
     "SkipReason",
     "calculate",
+    "refunded_share",
     "reversal_lines",
 ]
 
@@ -376,30 +377,54 @@ def reversal_lines(
         raise ValueError("refunds would exceed the sale amount")
 
     reversals: list[ReversalLine] = []
-    with localcontext(EXACT):
-        refunded_after = refunded_before + refund_amount
-
-        def taken_back(value: Decimal, refunded: Decimal) -> Decimal:
-            # 80 significant digits keep the quotient exact enough that rounding it
-            # half-even gives the same result as rounding the exact fraction.
-            return round_money(value * refunded / sale_amount, currency)
-
-        for line in original:
-            amount = taken_back(line.amount, refunded_after) - taken_back(
-                line.amount, refunded_before
+    for line in original:
+        amount = refunded_share(
+            line.amount,
+            sale_amount=sale_amount,
+            refunded_before=refunded_before,
+            refund_amount=refund_amount,
+            currency=currency,
+        )
+        if amount == 0:
+            continue
+        base = refunded_share(
+            line.base,
+            sale_amount=sale_amount,
+            refunded_before=refunded_before,
+            refund_amount=refund_amount,
+            currency=currency,
+        )
+        reversals.append(
+            ReversalLine(
+                earner_id=line.earner_id,
+                reversed_kind=line.kind,
+                level=line.level,
+                paid_level=line.paid_level,
+                rate=line.rate,
+                base=-base,
+                amount=-amount,
             )
-            if amount == 0:
-                continue
-            base = taken_back(line.base, refunded_after) - taken_back(line.base, refunded_before)
-            reversals.append(
-                ReversalLine(
-                    earner_id=line.earner_id,
-                    reversed_kind=line.kind,
-                    level=line.level,
-                    paid_level=line.paid_level,
-                    rate=line.rate,
-                    base=-base,
-                    amount=-amount,
-                )
-            )
+        )
     return tuple(reversals)
+
+
+def refunded_share(
+    value: Decimal,
+    *,
+    sale_amount: Decimal,
+    refunded_before: Decimal,
+    refund_amount: Decimal,
+    currency: str,
+) -> Decimal:
+    """The part of `value` (a line, or the sale's volume) that one refund takes back.
+
+    After refunds totalling R of a sale of amount A, round_money(value x R / A) has been
+    taken back; a refund takes the difference between that figure after and before it, so
+    refunds adding up to the whole sale take back exactly `value`.
+    """
+    with localcontext(EXACT):
+        # 80 significant digits keep the quotient exact enough that rounding it half-even
+        # gives the same result as rounding the exact fraction.
+        after = round_money(value * (refunded_before + refund_amount) / sale_amount, currency)
+        before = round_money(value * refunded_before / sale_amount, currency)
+        return after - before

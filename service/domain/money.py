@@ -184,9 +184,10 @@ def format_money(amount: Decimal, currency: str) -> str:
 
 
 def format_rate(rate: Decimal) -> str:
-    """The JSON form of a rate: plain decimal digits without trailing zeros ("0.05", "0", "1")."""
+    """The JSON form of a rate: at least two decimals, no trailing zeros past them
+    ("0.05", "0.10", "0.035", "0.00", "1.00"), never an exponent."""
     if not rate.is_finite():
         raise MoneyError("invalid_rate", f"cannot format rate {rate}")
-    if rate.is_zero():
-        return "0"
-    return f"{rate.normalize(EXACT):f}"
+    text = f"{rate.normalize(EXACT):f}" if not rate.is_zero() else "0"
+    integer, _, fraction = text.partition(".")
+    return f"{integer}.{fraction.ljust(2, '0')}"

@@ -113,7 +113,16 @@ def test_parse_money_checks_the_currency() -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("0.05", "0.05"), ("0.10", "0.1"), ("0", "0"), ("0.000000", "0"), ("1", "1"), ("1.0", "1")],
+    [
+        ("0.05", "0.05"),
+        ("0.10", "0.10"),
+        ("0.1", "0.10"),
+        ("0.035", "0.035"),
+        ("0", "0.00"),
+        ("0.000000", "0.00"),
+        ("1", "1.00"),
+        ("1.0", "1.00"),
+    ],
 )
 def test_parse_rate_and_format_rate(text: str, expected: str) -> None:
     assert format_rate(parse_rate(text)) == expected
@@ -183,7 +192,7 @@ def test_format_money_never_rounds_silently(amount: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("rate", "expected"), [("1E-6", "0.000001"), ("-0", "0"), ("5E-2", "0.05")]
+    ("rate", "expected"), [("1E-6", "0.000001"), ("-0", "0.00"), ("5E-2", "0.05")]
 )
 def test_format_rate_never_uses_exponents(rate: str, expected: str) -> None:
     assert format_rate(Decimal(rate)) == expected

@@ -88,12 +88,12 @@ def test_the_canonical_form_round_trips() -> None:
     canonical = plan_to_json(plan, "USD")
     assert canonical == {
         "categories": {
-            "enrollment_fee": {"personal_rate": "0", "level_rates": ["0.2", "0.05", "0.04"]},
-            "product": {"personal_rate": "0.1", "level_rates": ["0.05", "0.03", "0.02"]},
+            "enrollment_fee": {"personal_rate": "0.00", "level_rates": ["0.20", "0.05", "0.04"]},
+            "product": {"personal_rate": "0.10", "level_rates": ["0.05", "0.03", "0.02"]},
         },
         "compression": "none",
         "activity": {"min_personal_volume": "100.00", "window_days": 30},
-        "max_payout_ratio": "0.6",
+        "max_payout_ratio": "0.60",
         "ranks": [],
     }
     assert parse_plan(canonical, "USD") == plan

@@ -1,0 +1,133 @@
+"""Plan versions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response, status
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
+
+from service.api.deps import Admin, Reader, SessionDep
+from service.api.pagination import decode_cursor, encode_cursor
+from service.api.problems import problem_responses
+from service.api.schemas import Cursor, ListPage, Request
+from service.errors import InvalidCursor
+from service.services import plans
+from service.services.plans import PlanVersion
+
+router = APIRouter(prefix="/v1/plan", tags=["plan"], responses=problem_responses(401, 403))
+
+RateText = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?$", max_length=20),
+    Field(description="a decimal string in [0, 1]", examples=["0.05"]),
+]
+MoneyText = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?$", max_length=40),
+    Field(description="money in major units, as a string", examples=["100.00"]),
+]
+
+
+class CategoryRates(Request):
+    personal_rate: RateText
+    level_rates: list[RateText] = Field(
+        max_length=50, description="level_rates[0] is paid to the seller's sponsor (level 1)"
+    )
+
+
+class ActivityRule(Request):
+    min_personal_volume: MoneyText
+    window_days: Annotated[int, Field(strict=True, ge=1, le=366)]
+
+
+class PlanRules(Request):
+    categories: dict[str, CategoryRates] = Field(description="rates per sale category")
+    compression: Literal["none", "dynamic"] = "none"
+    activity: ActivityRule | None = None
+    max_payout_ratio: RateText | None = None
+    ranks: list[Any] = Field(default_factory=list, max_length=0)
+
+
+class PlanVersionRequest(PlanRules):
+    effective_from: AwareDatetime = Field(
+        description="sales that occur at or after this instant are paid by this version"
+    )
+
+
+class PlanVersionOut(BaseModel):
+    version: int
+    effective_from: datetime
+    created_at: datetime
+    categories: dict[str, dict[str, Any]]
+    compression: str
+    activity: dict[str, Any] | None
+    max_payout_ratio: str | None
+    ranks: list[Any]
+
+    @classmethod
+    def of(cls, version: PlanVersion) -> PlanVersionOut:
+        return cls(
+            version=version.version,
+            effective_from=version.effective_from,
+            created_at=version.created_at,
+            **version.rules,
+        )
+
+
+@router.put(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"description": "The same version was added before"}, **problem_responses(422)},
+)
+async def put_plan(
+    body: PlanVersionRequest, session: SessionDep, caller: Admin, response: Response
+) -> PlanVersionOut:
+    """Add a plan version. A sale is paid by the version in force when it occurred."""
+    version, created = await plans.add_version(
+        session,
+        caller.program_id,
+        caller.program.currency,
+        effective_from=body.effective_from,
+        rules=body.model_dump(exclude={"effective_from"}, exclude_unset=True),
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return PlanVersionOut.of(version)
+
+
+@router.get("", responses=problem_responses(404))
+async def get_plan(
+    session: SessionDep,
+    caller: Reader,
+    at: Annotated[AwareDatetime | None, Query(description="default: now")] = None,
+) -> PlanVersionOut:
+    """The version in force now (or at `at`)."""
+    version = await plans.in_force_for_reading(
+        session, caller.program_id, caller.program.currency, at or datetime.now(UTC)
+    )
+    return PlanVersionOut.of(version)
+
+
+@router.get("/versions", responses=problem_responses(422))
+async def get_plan_versions(
+    session: SessionDep,
+    caller: Reader,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[Cursor | None, Query()] = None,
+) -> ListPage[PlanVersionOut]:
+    """Every version, oldest first."""
+    after = 0
+    if cursor is not None:
+        position = decode_cursor(cursor, "plan_versions")
+        if len(position) != 1 or not isinstance(position[0], int):
+            raise InvalidCursor("the cursor is not one this list gave out")
+        after = position[0]
+    page = await plans.versions(
+        session, caller.program_id, caller.program.currency, after_version=after, limit=limit
+    )
+    next_cursor = encode_cursor("plan_versions", page.items[-1].version) if page.has_more else None
+    return ListPage[PlanVersionOut](
+        items=[PlanVersionOut.of(v) for v in page.items], next_cursor=next_cursor
+    )

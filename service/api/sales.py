@@ -1,0 +1,263 @@
+"""Sales, their commission lines, and refunds."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Response, status
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
+
+from service.api.deps import Reader, SessionDep, Writer
+from service.api.problems import problem_responses
+from service.api.schemas import MemberId, Request
+from service.db.sales import LineRow, RefundRow, SaleRow
+from service.domain.money import format_money, format_rate
+from service.services import sales
+from service.services.sales import RefundInput, SaleInput
+
+router = APIRouter(prefix="/v1/sales", tags=["sales"], responses=problem_responses(401, 403))
+
+ObjectId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$"),
+    Field(description="chosen by the client: 1-64 characters of A-Za-z0-9._:-"),
+]
+MoneyText = Annotated[
+    str,
+    StringConstraints(max_length=64),
+    Field(description='money in major units as a string, e.g. "19.99"', examples=["100.00"]),
+]
+Category = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$"),
+    Field(description="the plan's rate category", examples=["product", "enrollment_fee"]),
+]
+
+
+class SaleRequest(Request):
+    id: ObjectId = Field(description="the order id")
+    member_id: MemberId = Field(description="who is credited with the sale")
+    amount: MoneyText
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+    volume: MoneyText | None = Field(
+        default=None, description="commissionable volume; default: amount"
+    )
+    category: Category = "product"
+    subscription_id: ObjectId | None = Field(
+        default=None, description="set for a recurring sale: counted as residual volume"
+    )
+    customer: Literal["retail", "member"] = "retail"
+    occurred_at: AwareDatetime
+
+
+class RefundRequest(Request):
+    id: ObjectId
+    amount: MoneyText = Field(description="partial allowed; never more than what is left")
+    occurred_at: AwareDatetime
+
+
+class LineOut(BaseModel):
+    earner_id: str
+    kind: Literal["personal", "override", "reversal", "bonus"]
+    level: int = Field(description="genealogical distance from the seller (0 = personal)")
+    paid_level: int = Field(description="the plan level paid, after compression")
+    rate: str
+    base: str
+    amount: str
+
+    @classmethod
+    def of(cls, line: LineRow, currency: str) -> LineOut:
+        return cls(
+            earner_id=line.earner_id,
+            kind=line.kind,
+            level=line.level,
+            paid_level=line.paid_level,
+            rate=format_rate(line.rate),
+            base=format_money(line.base, currency),
+            amount=format_money(line.amount, currency),
+        )
+
+
+class SaleOut(BaseModel):
+    id: str
+    member_id: str
+    amount: str
+    currency: str
+    volume: str
+    category: str
+    subscription_id: str | None
+    customer: str
+    occurred_at: datetime
+    period: str
+    refunded: str
+    plan_version: int
+
+    @classmethod
+    def of(cls, sale: SaleRow) -> SaleOut:
+        currency = sale.currency
+        return cls(
+            id=sale.sale_id,
+            member_id=sale.member_id,
+            amount=format_money(sale.amount, currency),
+            currency=currency,
+            volume=format_money(sale.volume, currency),
+            category=sale.category,
+            subscription_id=sale.subscription_id,
+            customer=sale.customer,
+            occurred_at=sale.occurred_at,
+            period=sale.period,
+            refunded=format_money(sale.refunded, currency),
+            plan_version=sale.plan_version,
+        )
+
+
+class SaleWithLines(BaseModel):
+    sale: SaleOut
+    lines: list[LineOut]
+
+
+class LevelOut(BaseModel):
+    """Who held an upline level of the sale, and whether they were paid or why not."""
+
+    level: int
+    member_id: str
+    paid: bool
+    paid_level: int | None
+    rate: str | None
+    amount: str | None
+    reason: (
+        Literal[
+            "inactive",
+            "below_activity_volume",
+            "terminated",
+            "beyond_depth",
+            "zero_rate",
+            "zero_amount",
+        ]
+        | None
+    )
+
+
+class RefundOut(BaseModel):
+    id: str
+    sale_id: str
+    amount: str
+    volume: str = Field(description="the share of the sale's volume the refund takes back")
+    occurred_at: datetime
+    period: str = Field(description="the period its reversal lines are booked in")
+
+    @classmethod
+    def of(cls, refund: RefundRow, currency: str) -> RefundOut:
+        return cls(
+            id=refund.refund_id,
+            sale_id=refund.sale_id,
+            amount=format_money(refund.amount, currency),
+            volume=format_money(refund.volume, currency),
+            occurred_at=refund.occurred_at,
+            period=refund.period,
+        )
+
+
+class RefundWithLines(BaseModel):
+    refund: RefundOut
+    lines: list[LineOut]
+
+
+class SaleRefund(RefundOut):
+    lines: list[LineOut]
+
+
+class SaleDetail(SaleWithLines):
+    levels: list[LevelOut]
+    refunds: list[SaleRefund]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"description": "The same sale was posted before"},
+        **problem_responses(409, 422),
+    },
+)
+async def post_sale(
+    body: SaleRequest, session: SessionDep, caller: Writer, response: Response
+) -> SaleWithLines:
+    """Record a sale; every member it pays is paid in the same transaction."""
+    recorded = await sales.record_sale(
+        session,
+        caller.program,
+        SaleInput(
+            sale_id=body.id,
+            member_id=body.member_id,
+            amount=body.amount,
+            currency=body.currency,
+            volume=body.volume,
+            category=body.category,
+            subscription_id=body.subscription_id,
+            customer=body.customer,
+            occurred_at=body.occurred_at,
+        ),
+    )
+    if not recorded.created:
+        response.status_code = status.HTTP_200_OK
+    currency = recorded.sale.currency
+    return SaleWithLines(
+        sale=SaleOut.of(recorded.sale), lines=[LineOut.of(x, currency) for x in recorded.lines]
+    )
+
+
+@router.get("/{sale_id}", responses=problem_responses(404))
+async def get_sale(
+    sale_id: Annotated[ObjectId, Path()], session: SessionDep, caller: Reader
+) -> SaleDetail:
+    """The sale, its lines, who was paid or skipped at each upline level and why, and its
+    refunds with their reversal lines."""
+    found = await sales.explain_sale(session, caller.program_id, sale_id)
+    currency = found.sale.currency
+    levels: list[dict[str, Any]] = found.sale.decisions
+    return SaleDetail(
+        sale=SaleOut.of(found.sale),
+        lines=[LineOut.of(x, currency) for x in found.lines],
+        levels=[LevelOut(**level) for level in levels],
+        refunds=[
+            SaleRefund(
+                **RefundOut.of(r.refund, currency).model_dump(),
+                lines=[LineOut.of(x, currency) for x in r.lines],
+            )
+            for r in found.refunds
+        ],
+    )
+
+
+@router.post(
+    "/{sale_id}/refunds",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"description": "The same refund was posted before"},
+        **problem_responses(404, 409, 422),
+    },
+)
+async def post_refund(
+    sale_id: Annotated[ObjectId, Path()],
+    body: RefundRequest,
+    session: SessionDep,
+    caller: Writer,
+    response: Response,
+) -> RefundWithLines:
+    """Refund all or part of a sale: reversal lines take the refunded share back from
+    exactly the members and rates paid on it."""
+    recorded = await sales.refund_sale(
+        session,
+        caller.program,
+        sale_id,
+        RefundInput(refund_id=body.id, amount=body.amount, occurred_at=body.occurred_at),
+    )
+    if not recorded.created:
+        response.status_code = status.HTTP_200_OK
+    currency = caller.program.currency
+    return RefundWithLines(
+        refund=RefundOut.of(recorded.refund, currency),
+        lines=[LineOut.of(x, currency) for x in recorded.lines],
+    )

@@ -1,0 +1,365 @@
+"""SQL for sales, refunds, the commission ledger and per-period volumes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.db.tables import commission_lines, refunds, sales
+
+
+@dataclass(frozen=True, slots=True)
+class SaleRow:
+    sale_id: str
+    member_id: str
+    amount: Decimal
+    volume: Decimal
+    currency: str
+    category: str
+    subscription_id: str | None
+    customer: str
+    occurred_at: datetime
+    period: str
+    plan_version: int
+    refunded: Decimal
+    refunded_volume: Decimal
+    fingerprint: str
+    decisions: list[dict[str, Any]]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RefundRow:
+    refund_id: str
+    sale_id: str
+    member_id: str
+    amount: Decimal
+    volume: Decimal
+    occurred_at: datetime
+    period: str
+    fingerprint: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LineRow:
+    line_id: int
+    sale_id: str
+    refund_id: str | None
+    earner_id: str
+    source_member_id: str
+    kind: str
+    level: int
+    paid_level: int
+    rate: Decimal
+    base: Decimal
+    amount: Decimal
+    period: str
+    plan_version: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewLine:
+    """A ledger line to write; the database gives it its id and time."""
+
+    earner_id: str
+    kind: str
+    level: int
+    paid_level: int
+    rate: Decimal
+    base: Decimal
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class UplineEntry:
+    """A member met walking up from a seller (level 0 is the seller), as they are now, with
+    their net personal volume in the plan's activity window before the sale."""
+
+    member_id: str
+    status: str
+    level: int
+    personal_volume: Decimal
+
+
+_SALE_COLUMNS = tuple(c for c in sales.c if c.name != "program_id")
+_REFUND_COLUMNS = tuple(c for c in refunds.c if c.name != "program_id")
+_LINE_COLUMNS = tuple(c for c in commission_lines.c if c.name != "program_id")
+
+
+def _sale(mapping: Any) -> SaleRow:
+    return SaleRow(**{c.name: mapping[c.name] for c in _SALE_COLUMNS})
+
+
+def _refund(mapping: Any) -> RefundRow:
+    return RefundRow(**{c.name: mapping[c.name] for c in _REFUND_COLUMNS})
+
+
+def _line(mapping: Any) -> LineRow:
+    return LineRow(**{c.name: mapping[c.name] for c in _LINE_COLUMNS})
+
+
+# Walks up from the seller as far as the plan can pay, and no further. Without compression
+# that is `depth` levels (plus the first member beyond, to show why it was not paid). With
+# dynamic compression unqualified members do not use up a level, so the walk goes on until
+# `depth` qualified members are found (plus the next one). "Qualified" here mirrors the
+# domain rule (service/domain/calculator.py): status active and, when the plan has an
+# activity rule, at least :min_volume of net personal volume in [window_start, at).
+_UPLINE_FOR_SALE = text(
+    """
+    WITH RECURSIVE up(member_id, sponsor_id, status, level, personal_volume, qualified,
+                      qualified_so_far) AS (
+        SELECT m.member_id, m.sponsor_id, m.status, 0, CAST(0 AS numeric), false, 0
+        FROM members m
+        WHERE m.program_id = :program_id AND m.member_id = :seller_id
+      UNION ALL
+        SELECT s.member_id, s.sponsor_id, s.status, up.level + 1, w.volume, q.ok,
+               up.qualified_so_far + q.ok::int
+        FROM up
+        JOIN members s ON s.program_id = :program_id AND s.member_id = up.sponsor_id
+        CROSS JOIN LATERAL (
+            SELECT CASE WHEN CAST(:window_start AS timestamptz) IS NULL THEN CAST(0 AS numeric)
+            ELSE COALESCE((
+                    SELECT sum(x.volume) FROM sales x
+                    WHERE x.program_id = :program_id AND x.member_id = s.member_id
+                      AND x.occurred_at >= :window_start AND x.occurred_at < :at), 0)
+                 - COALESCE((
+                    SELECT sum(r.volume) FROM refunds r
+                    WHERE r.program_id = :program_id AND r.member_id = s.member_id
+                      AND r.occurred_at >= :window_start AND r.occurred_at < :at), 0)
+            END AS volume
+        ) w
+        CROSS JOIN LATERAL (
+            SELECT s.status = 'active'
+                   AND (CAST(:min_volume AS numeric) IS NULL OR w.volume >= :min_volume) AS ok
+        ) q
+        WHERE CASE WHEN :dynamic THEN up.qualified_so_far - up.qualified::int < :depth
+                   ELSE up.level <= :depth END
+    )
+    SELECT member_id, status, level, personal_volume FROM up ORDER BY level
+    """
+)
+
+
+async def upline_for_sale(
+    session: AsyncSession,
+    program_id: str,
+    *,
+    seller_id: str,
+    at: datetime,
+    depth: int,
+    dynamic: bool,
+    window_start: datetime | None,
+    min_volume: Decimal | None,
+) -> list[UplineEntry]:
+    """The seller (level 0) and as much of their upline as the plan can pay, in one query."""
+    rows = await session.execute(
+        _UPLINE_FOR_SALE,
+        {
+            "program_id": program_id,
+            "seller_id": seller_id,
+            "at": at,
+            "depth": depth,
+            "dynamic": dynamic,
+            "window_start": window_start,
+            "min_volume": min_volume,
+        },
+    )
+    return [
+        UplineEntry(
+            member_id=r.member_id,
+            status=r.status,
+            level=r.level,
+            personal_volume=r.personal_volume,
+        )
+        for r in rows
+    ]
+
+
+async def get_sale(
+    session: AsyncSession, program_id: str, sale_id: str, *, for_update: bool = False
+) -> SaleRow | None:
+    statement = select(*_SALE_COLUMNS).where(
+        sales.c.program_id == program_id, sales.c.sale_id == sale_id
+    )
+    if for_update:
+        statement = statement.with_for_update()
+    row = (await session.execute(statement)).one_or_none()
+    return _sale(row._mapping) if row is not None else None
+
+
+async def insert_sale(session: AsyncSession, program_id: str, values: dict[str, Any]) -> bool:
+    """Insert the sale; False when its id is taken (by an earlier or concurrent insert)."""
+    result = await session.execute(
+        text(
+            """
+            INSERT INTO sales (program_id, sale_id, member_id, amount, volume, currency,
+                               category, subscription_id, customer, occurred_at, period,
+                               plan_version, fingerprint, decisions)
+            VALUES (:program_id, :sale_id, :member_id, :amount, :volume, :currency, :category,
+                    :subscription_id, :customer, :occurred_at, :period, :plan_version,
+                    :fingerprint, CAST(:decisions AS jsonb))
+            ON CONFLICT (program_id, sale_id) DO NOTHING
+            RETURNING sale_id
+            """
+        ),
+        {**values, "program_id": program_id, "decisions": json.dumps(values["decisions"])},
+    )
+    return result.one_or_none() is not None
+
+
+_INSERT_LINES = text(
+    """
+    INSERT INTO commission_lines (program_id, sale_id, refund_id, earner_id, source_member_id,
+                                  kind, level, paid_level, rate, base, amount, period,
+                                  plan_version)
+    SELECT :program_id, :sale_id, :refund_id, l.earner_id, :source_member_id, l.kind, l.level,
+           l.paid_level, l.rate, l.base, l.amount, :period, :plan_version
+    FROM unnest(CAST(:earners AS text[]), CAST(:kinds AS text[]), CAST(:levels AS int[]),
+                CAST(:paid_levels AS int[]), CAST(:rates AS numeric[]),
+                CAST(:bases AS numeric[]), CAST(:amounts AS numeric[]))
+         WITH ORDINALITY AS l(earner_id, kind, level, paid_level, rate, base, amount, position)
+    ORDER BY l.position
+    RETURNING line_id, sale_id, refund_id, earner_id, source_member_id, kind, level,
+              paid_level, rate, base, amount, period, plan_version, created_at
+    """
+)
+
+
+async def insert_lines(
+    session: AsyncSession,
+    program_id: str,
+    *,
+    sale_id: str,
+    refund_id: str | None,
+    source_member_id: str,
+    period: str,
+    plan_version: int,
+    lines: list[NewLine],
+) -> list[LineRow]:
+    """Write a sale's (or a refund's) lines in one statement, in the order given."""
+    if not lines:
+        return []
+    rows = await session.execute(
+        _INSERT_LINES,
+        {
+            "program_id": program_id,
+            "sale_id": sale_id,
+            "refund_id": refund_id,
+            "source_member_id": source_member_id,
+            "period": period,
+            "plan_version": plan_version,
+            "earners": [line.earner_id for line in lines],
+            "kinds": [line.kind for line in lines],
+            "levels": [line.level for line in lines],
+            "paid_levels": [line.paid_level for line in lines],
+            "rates": [line.rate for line in lines],
+            "bases": [line.base for line in lines],
+            "amounts": [line.amount for line in lines],
+        },
+    )
+    return sorted((_line(r._mapping) for r in rows), key=lambda line: line.line_id)
+
+
+async def lines_of_sale(session: AsyncSession, program_id: str, sale_id: str) -> list[LineRow]:
+    rows = await session.execute(
+        select(*_LINE_COLUMNS)
+        .where(commission_lines.c.program_id == program_id, commission_lines.c.sale_id == sale_id)
+        .order_by(commission_lines.c.line_id)
+    )
+    return [_line(r._mapping) for r in rows]
+
+
+async def add_volume(
+    session: AsyncSession,
+    program_id: str,
+    *,
+    member_id: str,
+    period: str,
+    volume: Decimal,
+    residual: bool,
+    sales_count: int,
+) -> None:
+    """Add (or, for a refund, take away) volume to the member's net volume of the period."""
+    await session.execute(
+        text(
+            """
+            INSERT INTO member_period_volumes
+                (program_id, member_id, period, volume, residual_volume, sales)
+            VALUES (:program_id, :member_id, :period, :volume, :residual_volume, :sales)
+            ON CONFLICT (program_id, period, member_id) DO UPDATE SET
+                volume = member_period_volumes.volume + EXCLUDED.volume,
+                residual_volume = member_period_volumes.residual_volume
+                                  + EXCLUDED.residual_volume,
+                sales = member_period_volumes.sales + EXCLUDED.sales
+            """
+        ),
+        {
+            "program_id": program_id,
+            "member_id": member_id,
+            "period": period,
+            "volume": volume,
+            "residual_volume": volume if residual else Decimal(0),
+            "sales": sales_count,
+        },
+    )
+
+
+async def get_refund(session: AsyncSession, program_id: str, refund_id: str) -> RefundRow | None:
+    row = (
+        await session.execute(
+            select(*_REFUND_COLUMNS).where(
+                refunds.c.program_id == program_id, refunds.c.refund_id == refund_id
+            )
+        )
+    ).one_or_none()
+    return _refund(row._mapping) if row is not None else None
+
+
+async def refunds_of_sale(session: AsyncSession, program_id: str, sale_id: str) -> list[RefundRow]:
+    rows = await session.execute(
+        select(*_REFUND_COLUMNS)
+        .where(refunds.c.program_id == program_id, refunds.c.sale_id == sale_id)
+        .order_by(refunds.c.created_at, refunds.c.refund_id)
+    )
+    return [_refund(r._mapping) for r in rows]
+
+
+async def insert_refund(session: AsyncSession, program_id: str, values: dict[str, Any]) -> bool:
+    """Insert the refund; False when its id is taken."""
+    result = await session.execute(
+        text(
+            """
+            INSERT INTO refunds (program_id, refund_id, sale_id, member_id, amount, volume,
+                                 occurred_at, period, fingerprint)
+            VALUES (:program_id, :refund_id, :sale_id, :member_id, :amount, :volume,
+                    :occurred_at, :period, :fingerprint)
+            ON CONFLICT (program_id, refund_id) DO NOTHING
+            RETURNING refund_id
+            """
+        ),
+        {**values, "program_id": program_id},
+    )
+    return result.one_or_none() is not None
+
+
+async def add_refunded(
+    session: AsyncSession, program_id: str, sale_id: str, *, amount: Decimal, volume: Decimal
+) -> None:
+    await session.execute(
+        text(
+            """
+            UPDATE sales SET refunded = refunded + :amount,
+                             refunded_volume = refunded_volume + :volume
+            WHERE program_id = :program_id AND sale_id = :sale_id
+            """
+        ),
+        {"program_id": program_id, "sale_id": sale_id, "amount": amount, "volume": volume},
+    )

@@ -1,0 +1,100 @@
+"""Small helpers that drive the HTTP API the way a client does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.conftest import Program
+
+
+async def put_plan(
+    client: httpx.AsyncClient,
+    program: Program,
+    *,
+    effective_from: str = "2026-01-01T00:00:00Z",
+    **rules: Any,
+) -> dict[str, Any]:
+    response = await client.put(
+        "/v1/plan", json={"effective_from": effective_from, **rules}, headers=program.headers
+    )
+    assert response.status_code in (200, 201), response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def enroll_chain(client: httpx.AsyncClient, program: Program, *ids: str) -> None:
+    """Enroll ids[0] as a root, each next id under the one before it."""
+    sponsor = None
+    for member_id in ids:
+        response = await client.post(
+            "/v1/members", json={"id": member_id, "sponsor_id": sponsor}, headers=program.headers
+        )
+        assert response.status_code == 201, response.text
+        sponsor = member_id
+
+
+async def enroll(
+    client: httpx.AsyncClient, program: Program, member_id: str, sponsor_id: str | None
+) -> None:
+    response = await client.post(
+        "/v1/members", json={"id": member_id, "sponsor_id": sponsor_id}, headers=program.headers
+    )
+    assert response.status_code == 201, response.text
+
+
+async def post_sale(
+    client: httpx.AsyncClient,
+    program: Program,
+    sale_id: str,
+    member_id: str,
+    amount: str,
+    *,
+    occurred_at: str = "2026-11-03T10:00:00Z",
+    expect: int = 201,
+    **extra: Any,
+) -> dict[str, Any]:
+    response = await client.post(
+        "/v1/sales",
+        json={
+            "id": sale_id,
+            "member_id": member_id,
+            "amount": amount,
+            "currency": program.currency,
+            "occurred_at": occurred_at,
+            **extra,
+        },
+        headers=program.headers,
+    )
+    assert response.status_code == expect, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def refund(
+    client: httpx.AsyncClient,
+    program: Program,
+    sale_id: str,
+    refund_id: str,
+    amount: str,
+    *,
+    occurred_at: str = "2026-11-20T10:00:00Z",
+    expect: int = 201,
+) -> dict[str, Any]:
+    response = await client.post(
+        f"/v1/sales/{sale_id}/refunds",
+        json={"id": refund_id, "amount": amount, "occurred_at": occurred_at},
+        headers=program.headers,
+    )
+    assert response.status_code == expect, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def paid(lines: list[dict[str, Any]]) -> list[tuple[str, str, int, int, str, str]]:
+    """(earner, kind, level, paid_level, rate, amount) of each line, in order."""
+    return [
+        (x["earner_id"], x["kind"], x["level"], x["paid_level"], x["rate"], x["amount"])
+        for x in lines
+    ]
