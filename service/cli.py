@@ -10,15 +10,18 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.config import Settings
+from service.db import intake as intake_sql
+from service.db import programs as program_sql
 from service.db.engine import open_database
 from service.db.migrate import migrate
-from service.errors import ServiceError
+from service.errors import ProgramNotFound, ServiceError
 from service.logs import configure_logging
 from service.main import create_app, sessionmaker_for
-from service.services import programs
+from service.services import intake, programs
 
 app = typer.Typer(
     help="Commission engine for network marketing and affiliate programs.",
@@ -27,8 +30,10 @@ app = typer.Typer(
 )
 program_app = typer.Typer(help="Programs (tenants).", no_args_is_help=True)
 key_app = typer.Typer(help="API keys.", no_args_is_help=True)
+secret_app = typer.Typer(help="Webhook signing secrets (Standard Webhooks).", no_args_is_help=True)
 app.add_typer(program_app, name="program")
 app.add_typer(key_app, name="key")
+app.add_typer(secret_app, name="webhook-secret")
 
 T = TypeVar("T")
 
@@ -131,8 +136,6 @@ def key_list(program: Annotated[str, typer.Option(help="program id")]) -> None:
     """List a program's keys (ids and scopes; the keys themselves are never stored)."""
 
     async def work(session: AsyncSession) -> dict[str, Any]:
-        from service.db import programs as program_sql
-
         rows = await program_sql.list_keys(session, program)
         return {
             "keys": [
@@ -161,6 +164,113 @@ def key_revoke(
         return {"revoked": key_id}
 
     _print(_run(work))
+
+
+@secret_app.command("create")
+def secret_create(program: Annotated[str, typer.Option(help="program id")]) -> None:
+    """Create a signing secret; prints it once. Several may be active while one rotates."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        if await program_sql.get_program(session, program) is None:
+            raise ProgramNotFound(f"program {program!r} does not exist")
+        row = await intake.create_secret(session, program)
+        return {"id": row.secret_id, "secret": row.secret}
+
+    _print(_run(work))
+
+
+@secret_app.command("revoke")
+def secret_revoke(
+    program: Annotated[str, typer.Option(help="program id")],
+    secret_id: Annotated[str, typer.Argument(help="the secret's id")],
+) -> None:
+    """Revoke a signing secret at once: signatures made with it are refused from now on."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        await intake.revoke_secret(session, program, secret_id)
+        return {"revoked": secret_id}
+
+    _print(_run(work))
+
+
+@secret_app.command("list")
+def secret_list(program: Annotated[str, typer.Option(help="program id")]) -> None:
+    """List a program's signing secrets (ids and dates, not the secrets)."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        rows = await intake_sql.all_secrets(session, program)
+        return {
+            "secrets": [
+                {
+                    "id": r.secret_id,
+                    "created_at": r.created_at.isoformat(),
+                    "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
+                }
+                for r in rows
+            ]
+        }
+
+    _print(_run(work))
+
+
+@app.command("import")
+def import_file(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="NDJSON events")],
+    program: Annotated[str, typer.Option(help="program id")],
+    batch_size: Annotated[int, typer.Option(min=1, max=5000, help="events per transaction")] = 500,
+    refused: Annotated[
+        Path | None, typer.Option(help="write refused lines here, to fix and import again")
+    ] = None,
+) -> None:
+    """Bulk-load events (one JSON envelope a line) with the webhook's exactly-once rules.
+
+    Run it again after an interruption: what was applied is skipped as a duplicate.
+    """
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    from service.importer import import_events
+
+    async def main() -> dict[str, Any]:
+        async with open_database(Settings()) as engine:
+            await migrate(engine)
+            async with sessionmaker_for(engine)() as session:
+                if await program_sql.get_program(session, program) is None:
+                    raise ProgramNotFound(f"program {program!r} does not exist")
+            columns = (
+                "[progress.description]{task.description}",
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+            )
+            refused_out = refused.open("w") if refused is not None else None
+            try:
+                with Progress(*columns, console=Console(stderr=True)) as bar:
+                    task = bar.add_task(f"importing {file.name}", total=file.stat().st_size)
+                    report = await import_events(
+                        sessionmaker_for(engine),
+                        program,
+                        file,
+                        batch_size=batch_size,
+                        progress=lambda size: bar.advance(task, size),
+                        refused_out=refused_out,
+                    )
+            finally:
+                if refused_out is not None:
+                    refused_out.close()
+            return report.as_json()
+
+    try:
+        _print(asyncio.run(main()))
+    except ServiceError as error:
+        typer.echo(json.dumps({"error": error.code, "detail": error.detail}), err=True)
+        raise typer.Exit(code=2) from error
 
 
 @app.command()

@@ -181,3 +181,29 @@ class RefundBeforeSale(Unprocessable):
 class InvalidPeriod(Unprocessable):
     code = "invalid_period"
     title = "The period is not a YYYY-MM month"
+
+
+class EventConflict(Conflict):
+    code = "event_conflict"
+    title = "An event with this id was applied with a different body"
+
+
+class IdempotencyConflict(Conflict):
+    code = "idempotency_conflict"
+    title = "This Idempotency-Key was used for a different request"
+
+
+class UnknownSale(Unprocessable):
+    code = "unknown_sale"
+    title = "The sale is not known in this program"
+
+
+class BatchTooLarge(ServiceError):
+    status = 413
+    code = "batch_too_large"
+    title = "Too many events in one batch"
+
+
+class SecretNotFound(NotFound):
+    code = "secret_not_found"
+    title = "No such active webhook secret"

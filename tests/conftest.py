@@ -153,3 +153,26 @@ async def program(sessions: async_sessionmaker[AsyncSession]) -> Program:
 
 def pytest_configure(config: Any) -> None:
     os.environ.setdefault("COMMISSIONS_LOG_JSON", "true")
+
+
+@pytest.fixture
+def live_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions that really commit, for tests of concurrency and crashes. Such tests use a
+    program of their own (`live_program`), so what they leave behind touches no other test."""
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+@pytest.fixture
+async def live_client(
+    engine: AsyncEngine, live_sessions: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(Settings(database_url="postgresql://unused/unused"), engine=engine)
+    app.state.sessionmaker = live_sessions
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
+@pytest.fixture
+async def live_program(live_sessions: async_sessionmaker[AsyncSession]) -> Program:
+    return await make_program(live_sessions, f"live-{uuid.uuid4().hex[:12]}")

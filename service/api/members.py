@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.api.deps import Reader, SessionDep, Writer
+from service.api.idempotency import IdempotencyKey, answer
 from service.api.pagination import decode_cursor, encode_cursor
 from service.api.problems import problem_responses
 from service.api.schemas import (
@@ -23,24 +25,15 @@ from service.api.schemas import (
 )
 from service.errors import InvalidCursor
 from service.services import members
+from service.services.intake import Outcome
+from service.services.programs import Principal
 
 router = APIRouter(prefix="/v1/members", tags=["members"], responses=problem_responses(401, 403))
 
 MemberPath = Annotated[MemberId, Path(description="the member's id")]
 
 
-@router.post(
-    "",
-    status_code=status.HTTP_201_CREATED,
-    responses={
-        200: {"description": "The same enrolment was posted before"},
-        **problem_responses(409, 422),
-    },
-)
-async def enroll_member(
-    body: EnrollRequest, session: SessionDep, caller: Writer, response: Response
-) -> Member:
-    """Enroll a member under a sponsor (`sponsor_id: null` for a root)."""
+async def apply_enroll(session: AsyncSession, caller: Principal, body: EnrollRequest) -> Outcome:
     result = await members.enroll(
         session,
         caller.program_id,
@@ -49,9 +42,33 @@ async def enroll_member(
         enrolled_at=body.enrolled_at,
         name=body.name,
     )
-    if not result.created:
-        response.status_code = status.HTTP_200_OK
-    return Member.of(result.member)
+    return Outcome(
+        status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+        Member.of(result.member).model_dump(mode="json"),
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Member,
+    responses={
+        200: {"description": "The same enrolment was posted before", "model": Member},
+        **problem_responses(409, 422),
+    },
+)
+async def enroll_member(
+    body: EnrollRequest, session: SessionDep, caller: Writer, idempotency_key: IdempotencyKey = None
+) -> Response:
+    """Enroll a member under a sponsor (`sponsor_id: null` for a root)."""
+    return await answer(
+        session,
+        caller,
+        idempotency_key,
+        request="POST /v1/members",
+        body=body,
+        apply=lambda: apply_enroll(session, caller, body),
+    )
 
 
 @router.get("/{member_id}", responses=problem_responses(404))
@@ -65,27 +82,61 @@ async def get_member(member_id: MemberPath, session: SessionDep, caller: Reader)
     )
 
 
-@router.patch("/{member_id}", responses=problem_responses(404, 409, 422))
-async def update_member(
-    member_id: MemberPath, body: UpdateMemberRequest, session: SessionDep, caller: Writer
-) -> Member:
-    """Change `status` or `name` (`name: null` clears it). Termination is final."""
+async def apply_update(
+    session: AsyncSession, caller: Principal, member_id: str, body: UpdateMemberRequest
+) -> Outcome:
     changes: dict[str, Any] = {}
     if "status" in body.model_fields_set and body.status is not None:
         changes["status"] = body.status
     if "name" in body.model_fields_set:
         changes["name"] = body.name
     row = await members.update(session, caller.program_id, member_id, **changes)
-    return Member.of(row)
+    return Outcome(status.HTTP_200_OK, Member.of(row).model_dump(mode="json"))
 
 
-@router.post("/{member_id}/move", responses=problem_responses(404, 409, 422))
-async def move_member(
-    member_id: MemberPath, body: MoveRequest, session: SessionDep, caller: Writer
-) -> Member:
-    """Move a member, with their whole team, under a new sponsor; kept in the move history."""
+@router.patch("/{member_id}", response_model=Member, responses=problem_responses(404, 409, 422))
+async def update_member(
+    member_id: MemberPath,
+    body: UpdateMemberRequest,
+    session: SessionDep,
+    caller: Writer,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Change `status` or `name` (`name: null` clears it). Termination is final."""
+    return await answer(
+        session,
+        caller,
+        idempotency_key,
+        request=f"PATCH /v1/members/{member_id}",
+        body=body,
+        apply=lambda: apply_update(session, caller, member_id, body),
+    )
+
+
+async def apply_move(
+    session: AsyncSession, caller: Principal, member_id: str, body: MoveRequest
+) -> Outcome:
     row = await members.move(session, caller.program_id, member_id, sponsor_id=body.sponsor_id)
-    return Member.of(row)
+    return Outcome(status.HTTP_200_OK, Member.of(row).model_dump(mode="json"))
+
+
+@router.post("/{member_id}/move", response_model=Member, responses=problem_responses(404, 409, 422))
+async def move_member(
+    member_id: MemberPath,
+    body: MoveRequest,
+    session: SessionDep,
+    caller: Writer,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Move a member, with their whole team, under a new sponsor; kept in the move history."""
+    return await answer(
+        session,
+        caller,
+        idempotency_key,
+        request=f"POST /v1/members/{member_id}/move",
+        body=body,
+        apply=lambda: apply_move(session, caller, member_id, body),
+    )
 
 
 @router.get("/{member_id}/upline", responses=problem_responses(404, 422))

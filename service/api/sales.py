@@ -7,13 +7,17 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Response, status
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.api.deps import Reader, SessionDep, Writer
+from service.api.idempotency import IdempotencyKey, answer
 from service.api.problems import problem_responses
 from service.api.schemas import MemberId, Request
 from service.db.sales import LineRow, RefundRow, SaleRow
 from service.domain.money import format_money, format_rate
 from service.services import sales
+from service.services.intake import Outcome
+from service.services.programs import Principal
 from service.services.sales import RefundInput, SaleInput
 
 router = APIRouter(prefix="/v1/sales", tags=["sales"], responses=problem_responses(401, 403))
@@ -173,18 +177,7 @@ class SaleDetail(SaleWithLines):
     refunds: list[SaleRefund]
 
 
-@router.post(
-    "",
-    status_code=status.HTTP_201_CREATED,
-    responses={
-        200: {"description": "The same sale was posted before"},
-        **problem_responses(409, 422),
-    },
-)
-async def post_sale(
-    body: SaleRequest, session: SessionDep, caller: Writer, response: Response
-) -> SaleWithLines:
-    """Record a sale; every member it pays is paid in the same transaction."""
+async def apply_sale(session: AsyncSession, caller: Principal, body: SaleRequest) -> Outcome:
     recorded = await sales.record_sale(
         session,
         caller.program,
@@ -200,11 +193,36 @@ async def post_sale(
             occurred_at=body.occurred_at,
         ),
     )
-    if not recorded.created:
-        response.status_code = status.HTTP_200_OK
     currency = recorded.sale.currency
-    return SaleWithLines(
+    out = SaleWithLines(
         sale=SaleOut.of(recorded.sale), lines=[LineOut.of(x, currency) for x in recorded.lines]
+    )
+    return Outcome(
+        status.HTTP_201_CREATED if recorded.created else status.HTTP_200_OK,
+        out.model_dump(mode="json"),
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SaleWithLines,
+    responses={
+        200: {"description": "The same sale was posted before", "model": SaleWithLines},
+        **problem_responses(409, 422),
+    },
+)
+async def post_sale(
+    body: SaleRequest, session: SessionDep, caller: Writer, idempotency_key: IdempotencyKey = None
+) -> Response:
+    """Record a sale; every member it pays is paid in the same transaction."""
+    return await answer(
+        session,
+        caller,
+        idempotency_key,
+        request="POST /v1/sales",
+        body=body,
+        apply=lambda: apply_sale(session, caller, body),
     )
 
 
@@ -231,11 +249,32 @@ async def get_sale(
     )
 
 
+async def apply_refund(
+    session: AsyncSession, caller: Principal, sale_id: str, body: RefundRequest
+) -> Outcome:
+    recorded = await sales.refund_sale(
+        session,
+        caller.program,
+        sale_id,
+        RefundInput(refund_id=body.id, amount=body.amount, occurred_at=body.occurred_at),
+    )
+    currency = caller.program.currency
+    out = RefundWithLines(
+        refund=RefundOut.of(recorded.refund, currency),
+        lines=[LineOut.of(x, currency) for x in recorded.lines],
+    )
+    return Outcome(
+        status.HTTP_201_CREATED if recorded.created else status.HTTP_200_OK,
+        out.model_dump(mode="json"),
+    )
+
+
 @router.post(
     "/{sale_id}/refunds",
     status_code=status.HTTP_201_CREATED,
+    response_model=RefundWithLines,
     responses={
-        200: {"description": "The same refund was posted before"},
+        200: {"description": "The same refund was posted before", "model": RefundWithLines},
         **problem_responses(404, 409, 422),
     },
 )
@@ -244,20 +283,15 @@ async def post_refund(
     body: RefundRequest,
     session: SessionDep,
     caller: Writer,
-    response: Response,
-) -> RefundWithLines:
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """Refund all or part of a sale: reversal lines take the refunded share back from
     exactly the members and rates paid on it."""
-    recorded = await sales.refund_sale(
+    return await answer(
         session,
-        caller.program,
-        sale_id,
-        RefundInput(refund_id=body.id, amount=body.amount, occurred_at=body.occurred_at),
-    )
-    if not recorded.created:
-        response.status_code = status.HTTP_200_OK
-    currency = caller.program.currency
-    return RefundWithLines(
-        refund=RefundOut.of(recorded.refund, currency),
-        lines=[LineOut.of(x, currency) for x in recorded.lines],
+        caller,
+        idempotency_key,
+        request=f"POST /v1/sales/{sale_id}/refunds",
+        body=body,
+        apply=lambda: apply_refund(session, caller, sale_id, body),
     )

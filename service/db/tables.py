@@ -176,3 +176,27 @@ member_period_volumes = Table(
     Column("sales", Integer, nullable=False, server_default="0"),
     PrimaryKeyConstraint("program_id", "period", "member_id"),
 )
+
+webhook_secrets = Table(
+    "webhook_secrets",
+    metadata,
+    Column("program_id", Text, nullable=False),
+    Column("secret_id", Text, nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    PrimaryKeyConstraint("program_id", "secret_id"),
+)
+
+applied_requests = Table(
+    "applied_requests",
+    metadata,
+    Column("program_id", Text, nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("request_key", Text, nullable=False),
+    Column("fingerprint", Text, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("response", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("program_id", "scope", "request_key"),
+)

@@ -1,0 +1,168 @@
+"""SQL for the read-only reports: a member's ledger, per-level earnings and team statistics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.db.sales import LineRow
+from service.db.tables import commission_lines
+
+_LINE_COLUMNS = tuple(c for c in commission_lines.c if c.name != "program_id")
+
+
+def _line(mapping: Any) -> LineRow:
+    return LineRow(**{c.name: mapping[c.name] for c in _LINE_COLUMNS})
+
+
+@dataclass(frozen=True, slots=True)
+class EarningsGroup:
+    """An earner's lines of one kind at one paid level in a period, added up."""
+
+    kind: str
+    paid_level: int
+    rate: Decimal | None
+    members: int
+    sales: int
+    volume: Decimal
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class TeamLevel:
+    """The members at one level below a member (level 0 is the member), with their net volume
+    in a period."""
+
+    level: int
+    members: int
+    active: int
+    new: int
+    volume: Decimal
+    residual_volume: Decimal
+
+
+# One pass over the earner's lines of the period (ix_commission_lines_earner). `rate` is null
+# where the lines of a group were paid at different rates (two plan versions in one period).
+_EARNINGS = text(
+    """
+    SELECT kind, paid_level,
+           CASE WHEN min(rate) = max(rate) THEN min(rate) END AS rate,
+           count(DISTINCT source_member_id) AS members,
+           count(DISTINCT sale_id) AS sales,
+           sum(base) AS volume,
+           sum(amount) AS amount
+    FROM commission_lines
+    WHERE program_id = :program_id AND earner_id = :earner_id AND period = :period
+      AND kind IN ('personal', 'override', 'reversal')
+    GROUP BY kind, paid_level
+    ORDER BY kind, paid_level
+    """
+)
+
+
+async def earnings_by_level(
+    session: AsyncSession, program_id: str, earner_id: str, period: str
+) -> list[EarningsGroup]:
+    """The earner's personal, override and reversal lines of the period, per kind and level."""
+    rows = await session.execute(
+        _EARNINGS, {"program_id": program_id, "earner_id": earner_id, "period": period}
+    )
+    return [
+        EarningsGroup(
+            kind=r.kind,
+            paid_level=r.paid_level,
+            rate=r.rate,
+            members=int(r.members),
+            sales=int(r.sales),
+            volume=r.volume,
+            amount=r.amount,
+        )
+        for r in rows
+    ]
+
+
+async def lines_of_earner(
+    session: AsyncSession,
+    program_id: str,
+    earner_id: str,
+    *,
+    period: str | None,
+    after_line_id: int,
+    limit: int,
+) -> list[LineRow]:
+    """The earner's ledger lines in id order, strictly after `after_line_id`."""
+    statement = (
+        select(*_LINE_COLUMNS)
+        .where(
+            commission_lines.c.program_id == program_id,
+            commission_lines.c.earner_id == earner_id,
+            commission_lines.c.line_id > after_line_id,
+        )
+        .order_by(commission_lines.c.line_id)
+        .limit(limit)
+    )
+    if period is not None:
+        statement = statement.where(commission_lines.c.period == period)
+    rows = await session.execute(statement)
+    return [_line(r._mapping) for r in rows]
+
+
+# The team below :root as it stands now (level 0 is :root itself, so its own volume comes
+# from the same walk), each member with their net volume of the period, added up per level.
+_TEAM_BY_LEVEL = text(
+    """
+    WITH RECURSIVE down(member_id, status, enrolled_at, level) AS (
+        SELECT m.member_id, m.status, m.enrolled_at, 0
+        FROM members m
+        WHERE m.program_id = :program_id AND m.member_id = :root
+      UNION ALL
+        SELECT c.member_id, c.status, c.enrolled_at, d.level + 1
+        FROM down d
+        JOIN members c ON c.program_id = :program_id AND c.sponsor_id = d.member_id
+    )
+    SELECT d.level,
+           count(*) AS members,
+           count(*) FILTER (WHERE d.status = 'active') AS active,
+           count(*) FILTER (WHERE d.enrolled_at >= :start AND d.enrolled_at < :end) AS new,
+           COALESCE(sum(v.volume), 0) AS volume,
+           COALESCE(sum(v.residual_volume), 0) AS residual_volume
+    FROM down d
+    LEFT JOIN member_period_volumes v
+           ON v.program_id = :program_id AND v.period = :period AND v.member_id = d.member_id
+    GROUP BY d.level
+    ORDER BY d.level
+    """
+)
+
+
+async def team_by_level(
+    session: AsyncSession,
+    program_id: str,
+    root: str,
+    *,
+    period: str,
+    start: datetime,
+    end: datetime,
+) -> list[TeamLevel]:
+    """Per level below `root` (level 0: `root` alone): members, active ones, those enrolled
+    in [start, end), and net volume in `period`. Empty when `root` does not exist."""
+    rows = await session.execute(
+        _TEAM_BY_LEVEL,
+        {"program_id": program_id, "root": root, "period": period, "start": start, "end": end},
+    )
+    return [
+        TeamLevel(
+            level=r.level,
+            members=int(r.members),
+            active=int(r.active),
+            new=int(r.new),
+            volume=r.volume,
+            residual_volume=r.residual_volume,
+        )
+        for r in rows
+    ]

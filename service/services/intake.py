@@ -1,0 +1,124 @@
+"""Exactly-once application of events and of REST calls that carry an Idempotency-Key."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from standardwebhooks.webhooks import Webhook
+
+from service.db import intake as intake_sql
+from service.db.intake import SecretRow
+from service.errors import EventConflict, IdempotencyConflict, SecretNotFound, ServiceError
+
+EVENT = "event"
+HTTP = "http"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What applying a request answered: the status and the JSON body."""
+
+    status: int
+    body: dict[str, Any]
+    duplicate: bool = False
+
+
+def fingerprint(value: object) -> str:
+    """Two requests are the same when their canonical JSON is."""
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def apply_once(
+    session: AsyncSession,
+    program_id: str,
+    *,
+    scope: str,
+    key: str,
+    request_fingerprint: str,
+    apply: Callable[[], Awaitable[Outcome]],
+) -> Outcome:
+    """Apply a request at most once, ever.
+
+    The record of the request is written in the same transaction as its effects, so either
+    both are committed or neither. A concurrent delivery of the same key waits on a lock
+    until the first one commits, then answers what it answered. A refusal (any
+    ServiceError) writes nothing, not even the record, so the sender may retry it later.
+    """
+    await intake_sql.lock_request(session, program_id, scope, key)
+    found = await intake_sql.find_applied(session, program_id, scope, key)
+    if found is not None:
+        if found.fingerprint != request_fingerprint:
+            if scope == EVENT:
+                raise EventConflict(f"event {key!r} was applied with a different body")
+            raise IdempotencyConflict(f"Idempotency-Key {key!r} was used for another request")
+        return Outcome(status=found.status, body=found.response, duplicate=True)
+    async with session.begin_nested():
+        outcome = await apply()
+        await intake_sql.remember(
+            session,
+            program_id,
+            scope,
+            key,
+            fingerprint=request_fingerprint,
+            status=outcome.status,
+            response=outcome.body,
+        )
+    return outcome
+
+
+async def refusal_of(
+    session: AsyncSession, apply: Callable[[], Awaitable[Outcome]]
+) -> Outcome | ServiceError:
+    """Run `apply` in a savepoint: its outcome, or the refusal it raised (with nothing of it
+    written), so one refused event in a batch does not undo the others."""
+    try:
+        async with session.begin_nested():
+            return await apply()
+    except ServiceError as error:
+        return error
+
+
+def new_secret() -> tuple[str, str]:
+    """(id, secret): a Standard Webhooks secret, `whsec_` + base64 of 32 random bytes."""
+    raw = secrets.token_bytes(32)
+    return "whs_" + secrets.token_hex(6), "whsec_" + base64.b64encode(raw).decode()
+
+
+async def create_secret(session: AsyncSession, program_id: str) -> SecretRow:
+    secret_id, secret = new_secret()
+    return await intake_sql.insert_secret(session, program_id, secret_id=secret_id, secret=secret)
+
+
+async def revoke_secret(session: AsyncSession, program_id: str, secret_id: str) -> None:
+    if not await intake_sql.revoke_secret(session, program_id, secret_id):
+        raise SecretNotFound(f"program {program_id!r} has no active secret {secret_id!r}")
+
+
+async def signature_is_valid(
+    session: AsyncSession, program_id: str, body: bytes, headers: Mapping[str, str]
+) -> bool:
+    """True when the Standard Webhooks signature verifies with any of the program's active
+    secrets (several are active while a secret rotates), within 5 minutes either way."""
+    wanted = {
+        name: headers[name]
+        for name in ("webhook-id", "webhook-timestamp", "webhook-signature")
+        if name in headers
+    }
+    secrets_ = await intake_sql.active_secrets(session, program_id)
+    return any(_verifies(row.secret, body, wanted) for row in secrets_)
+
+
+def _verifies(secret: str, body: bytes, headers: dict[str, str]) -> bool:
+    try:
+        Webhook(secret).verify(body, headers, json_parse=False)
+    except Exception:  # a bad header, a stale timestamp, a wrong signature: all a "no"
+        return False
+    return True

@@ -1,0 +1,170 @@
+"""Bulk import of NDJSON events: exactly once, resumable, refusals counted with reasons."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from service.importer import import_events
+from tests.api.flows import put_plan
+from tests.conftest import Program
+
+PLAN = {"product": {"personal_rate": "0.10", "level_rates": ["0.05"]}}
+
+
+def _events(members: int) -> list[dict[str, Any]]:
+    """A root, `members - 1` members each under the previous one, and one sale each."""
+    events: list[dict[str, Any]] = []
+    for i in range(members):
+        events.append(
+            {
+                "id": f"enrol-{i}",
+                "type": "member.enrolled",
+                "occurred_at": "2026-10-01T00:00:00Z",
+                "data": {
+                    "id": f"M{i}",
+                    "sponsor_id": f"M{i - 1}" if i else None,
+                    "enrolled_at": "2026-10-01T00:00:00Z",
+                },
+            }
+        )
+        events.append(
+            {
+                "id": f"sale-{i}",
+                "type": "sale.completed",
+                "occurred_at": "2026-10-02T00:00:00Z",
+                "data": {
+                    "id": f"O-{i}",
+                    "member_id": f"M{i}",
+                    "amount": "10.00",
+                    "currency": "USD",
+                    "occurred_at": "2026-10-02T00:00:00Z",
+                },
+            }
+        )
+    return events
+
+
+def _write(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+async def _scalar(engine: AsyncEngine, sql: str, program_id: str) -> Any:
+    async with engine.connect() as connection:
+        return (await connection.execute(text(sql), {"p": program_id})).scalar_one()
+
+
+async def test_import_applies_counts_and_resumes(
+    engine: AsyncEngine,
+    live_client: httpx.AsyncClient,
+    live_sessions: async_sessionmaker[AsyncSession],
+    live_program: Program,
+    tmp_path: Path,
+) -> None:
+    await put_plan(live_client, live_program, categories=PLAN)
+    events = [json.dumps(e) for e in _events(60)]
+    # An interrupted first run: only the first 50 lines made it.
+    partial = _write(tmp_path / "partial.ndjson", events[:50])
+    report = await import_events(live_sessions, live_program.id, partial, batch_size=7)
+    assert report.as_json() == {
+        "applied": 50,
+        "duplicates": 0,
+        "refused": 0,
+        "refusals_by_code": {},
+        "first_refusals": [],
+    }
+    # The whole file, with a malformed line, a sale of a member never enrolled, and a
+    # reused id with another body: the first 50 are duplicates, nothing is applied twice.
+    broken = [
+        "{not json",
+        json.dumps(
+            {
+                "id": "sale-x",
+                "type": "sale.completed",
+                "occurred_at": "2026-10-02T00:00:00Z",
+                "data": {
+                    "id": "O-x",
+                    "member_id": "GHOST",
+                    "amount": "1.00",
+                    "currency": "USD",
+                    "occurred_at": "2026-10-02T00:00:00Z",
+                },
+            }
+        ),
+        json.dumps({**json.loads(events[1]), "occurred_at": "2026-10-03T00:00:00Z"}),
+    ]
+    full = _write(tmp_path / "full.ndjson", [*events, "", *broken])
+    refused_file = tmp_path / "refused.ndjson"
+    with refused_file.open("w") as refused_out:
+        report = await import_events(
+            live_sessions, live_program.id, full, batch_size=500, refused_out=refused_out
+        )
+    assert report.applied == 70
+    assert report.duplicates == 50
+    assert report.refused == 3
+    assert dict(report.reasons) == {
+        "malformed_json": 1,
+        "unknown_member": 1,
+        "event_conflict": 1,
+    }
+    assert [(r["line"], r["code"]) for r in report.first_refusals] == [
+        (122, "malformed_json"),
+        (123, "unknown_member"),
+        (124, "event_conflict"),
+    ]
+    assert refused_file.read_text().splitlines() == broken
+    # 60 sales of 10.00: 60 x 1.00 personal + 59 x 0.50 override (M0 sponsors nobody's...
+    # every member but the root has a sponsor) = 60.00 + 29.50 = 89.50.
+    total = await _scalar(
+        engine, "SELECT sum(amount) FROM commission_lines WHERE program_id = :p", live_program.id
+    )
+    assert str(total) == "89.5000"
+    assert (
+        await _scalar(engine, "SELECT count(*) FROM sales WHERE program_id = :p", live_program.id)
+        == 60
+    )
+
+
+def test_import_command(
+    database_url: str, live_program: Program, tmp_path: Path, live_client: httpx.AsyncClient
+) -> None:
+    path = _write(tmp_path / "events.ndjson", [json.dumps(e) for e in _events(3)[:1]])
+    env = {**os.environ, "DATABASE_URL": database_url}
+    done = subprocess.run(
+        [sys.executable, "-m", "service", "import", str(path), "--program", live_program.id],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["applied"] == 1
+    again = subprocess.run(
+        [sys.executable, "-m", "service", "import", str(path), "--program", live_program.id],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert json.loads(again.stdout)["duplicates"] == 1
+    missing = subprocess.run(
+        [sys.executable, "-m", "service", "import", str(path), "--program", "no-such-program"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert missing.returncode == 2
+    assert json.loads(missing.stderr)["error"] == "program_not_found"
