@@ -112,7 +112,7 @@ def _line(mapping: Any) -> LineRow:
 # `depth` qualified members are found (plus the next one). "Qualified" here mirrors the
 # domain rule (service/domain/calculator.py): status active and, when the plan has an
 # activity rule, at least :min_volume of net personal volume in [window_start, at).
-_UPLINE_FOR_SALE = text(
+UPLINE_FOR_SALE = text(
     """
     WITH RECURSIVE up(member_id, sponsor_id, status, level, personal_volume, qualified,
                       qualified_so_far) AS (
@@ -161,7 +161,7 @@ async def upline_for_sale(
 ) -> list[UplineEntry]:
     """The seller (level 0) and as much of their upline as the plan can pay, in one query."""
     rows = await session.execute(
-        _UPLINE_FOR_SALE,
+        UPLINE_FOR_SALE,
         {
             "program_id": program_id,
             "seller_id": seller_id,
@@ -195,27 +195,30 @@ async def get_sale(
     return _sale(row._mapping) if row is not None else None
 
 
+INSERT_SALE = text(
+    """
+    INSERT INTO sales (program_id, sale_id, member_id, amount, volume, currency,
+                       category, subscription_id, customer, occurred_at, period,
+                       plan_version, fingerprint, decisions)
+    VALUES (:program_id, :sale_id, :member_id, :amount, :volume, :currency, :category,
+            :subscription_id, :customer, :occurred_at, :period, :plan_version,
+            :fingerprint, CAST(:decisions AS jsonb))
+    ON CONFLICT (program_id, sale_id) DO NOTHING
+    RETURNING sale_id
+    """
+)
+
+
 async def insert_sale(session: AsyncSession, program_id: str, values: dict[str, Any]) -> bool:
     """Insert the sale; False when its id is taken (by an earlier or concurrent insert)."""
     result = await session.execute(
-        text(
-            """
-            INSERT INTO sales (program_id, sale_id, member_id, amount, volume, currency,
-                               category, subscription_id, customer, occurred_at, period,
-                               plan_version, fingerprint, decisions)
-            VALUES (:program_id, :sale_id, :member_id, :amount, :volume, :currency, :category,
-                    :subscription_id, :customer, :occurred_at, :period, :plan_version,
-                    :fingerprint, CAST(:decisions AS jsonb))
-            ON CONFLICT (program_id, sale_id) DO NOTHING
-            RETURNING sale_id
-            """
-        ),
+        INSERT_SALE,
         {**values, "program_id": program_id, "decisions": json.dumps(values["decisions"])},
     )
     return result.one_or_none() is not None
 
 
-_INSERT_LINES = text(
+INSERT_LINES = text(
     """
     INSERT INTO commission_lines (program_id, sale_id, refund_id, earner_id, source_member_id,
                                   kind, level, paid_level, rate, base, amount, period,
@@ -248,7 +251,7 @@ async def insert_lines(
     if not lines:
         return []
     rows = await session.execute(
-        _INSERT_LINES,
+        INSERT_LINES,
         {
             "program_id": program_id,
             "sale_id": sale_id,
@@ -277,6 +280,19 @@ async def lines_of_sale(session: AsyncSession, program_id: str, sale_id: str) ->
     return [_line(r._mapping) for r in rows]
 
 
+ADD_VOLUME = text(
+    """
+    INSERT INTO member_period_volumes
+        (program_id, member_id, period, volume, residual_volume, sales)
+    VALUES (:program_id, :member_id, :period, :volume, :residual_volume, :sales)
+    ON CONFLICT (program_id, period, member_id) DO UPDATE SET
+        volume = member_period_volumes.volume + EXCLUDED.volume,
+        residual_volume = member_period_volumes.residual_volume + EXCLUDED.residual_volume,
+        sales = member_period_volumes.sales + EXCLUDED.sales
+    """
+)
+
+
 async def add_volume(
     session: AsyncSession,
     program_id: str,
@@ -289,18 +305,7 @@ async def add_volume(
 ) -> None:
     """Add (or, for a refund, take away) volume to the member's net volume of the period."""
     await session.execute(
-        text(
-            """
-            INSERT INTO member_period_volumes
-                (program_id, member_id, period, volume, residual_volume, sales)
-            VALUES (:program_id, :member_id, :period, :volume, :residual_volume, :sales)
-            ON CONFLICT (program_id, period, member_id) DO UPDATE SET
-                volume = member_period_volumes.volume + EXCLUDED.volume,
-                residual_volume = member_period_volumes.residual_volume
-                                  + EXCLUDED.residual_volume,
-                sales = member_period_volumes.sales + EXCLUDED.sales
-            """
-        ),
+        ADD_VOLUME,
         {
             "program_id": program_id,
             "member_id": member_id,
