@@ -11,7 +11,7 @@ from typing import IO, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from service.api.events import apply_event  # the webhook's own code path
+from service.api.events import apply_events  # the webhook's own code path
 from service.db import programs as program_sql
 from service.errors import ProgramNotFound
 from service.services.programs import Principal
@@ -95,27 +95,22 @@ async def import_events(
     report = ImportReport()
     with path.open("rb") as stream:
         for batch in _batches(stream, batch_size, progress):
+            parsed = [line for line in batch if line.event is not _MALFORMED]
             async with sessions() as session, session.begin():
-                for line in batch:
-                    if line.event is _MALFORMED:
-                        _refuse(
-                            report,
-                            line,
-                            None,
-                            "malformed_json",
-                            "the line is not JSON",
-                            refused_out,
-                        )
-                        continue
-                    result = await apply_event(session, caller, line.event)
-                    if result.code is not None:
-                        _refuse(
-                            report, line, result.id, result.code, result.detail or "", refused_out
-                        )
-                    elif result.duplicate:
-                        report.duplicates += 1
-                    else:
-                        report.applied += 1
+                results = await apply_events(session, caller, [line.event for line in parsed])
+            outcome = dict(zip((line.number for line in parsed), results, strict=True))
+            for line in batch:
+                result = outcome.get(line.number)
+                if result is None:
+                    _refuse(
+                        report, line, None, "malformed_json", "the line is not JSON", refused_out
+                    )
+                elif result.code is not None:
+                    _refuse(report, line, result.id, result.code, result.detail or "", refused_out)
+                elif result.duplicate:
+                    report.duplicates += 1
+                else:
+                    report.applied += 1
     return report
 
 

@@ -26,6 +26,7 @@ from service.api.problems import PROBLEM_JSON, problem_responses
 from service.api.sales import ObjectId, RefundRequest, SaleRequest
 from service.api.schemas import EnrollRequest, MemberId, MoveRequest, UpdateMemberRequest
 from service.api.schemas import Request as Body
+from service.db import intake as intake_sql
 from service.db import programs as program_sql
 from service.errors import (
     BatchTooLarge,
@@ -41,7 +42,10 @@ from service.errors import (
     ValidationFailed,
 )
 from service.services import intake, programs
+from service.services import members as member_service
+from service.services import sales as sale_service
 from service.services.intake import Outcome
+from service.services.members import EnrollInput
 from service.services.programs import Principal
 
 MAX_BATCH = 1000
@@ -196,8 +200,8 @@ def _refused(event_id: str | None, error: ServiceError) -> EventResult:
     )
 
 
-async def apply_event(session: AsyncSession, caller: Principal, raw: Any) -> EventResult:
-    """Validate, then apply one event exactly once; a refusal leaves nothing written."""
+def _parse(raw: Any) -> tuple[Any, str] | EventResult:
+    """The validated event and its fingerprint, or the refusal of an invalid one."""
     event_id = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
     try:
         event = _EVENT.validate_python(raw)
@@ -208,16 +212,28 @@ async def apply_event(session: AsyncSession, caller: Principal, raw: Any) -> Eve
             event_id,
             ValidationFailed(f"{'.'.join(first['loc'])}: {first['msg']}", errors=errors),
         )
-    request_fingerprint = intake.fingerprint(
+    fingerprint = intake.fingerprint(
         {"type": raw["type"], "occurred_at": raw["occurred_at"], "data": raw["data"]}
     )
+    return event, fingerprint
+
+
+async def apply_event(session: AsyncSession, caller: Principal, raw: Any) -> EventResult:
+    """Validate, then apply one event exactly once; a refusal leaves nothing written."""
+    (result,) = await apply_events(session, caller, [raw])
+    return result
+
+
+async def _apply_alone(
+    session: AsyncSession, caller: Principal, event: Any, fingerprint: str
+) -> EventResult:
     try:
         outcome = await intake.apply_once(
             session,
             caller.program_id,
             scope=intake.EVENT,
             key=event.id,
-            request_fingerprint=request_fingerprint,
+            request_fingerprint=fingerprint,
             apply=lambda: _as_event(lambda: _dispatch(session, caller, event)),
         )
     except ServiceError as error:
@@ -227,11 +243,131 @@ async def apply_event(session: AsyncSession, caller: Principal, raw: Any) -> Eve
     )
 
 
-async def apply_batch(
-    session: AsyncSession, caller: Principal, events: list[Any]
+async def apply_events(
+    session: AsyncSession, caller: Principal, raws: list[Any]
 ) -> list[EventResult]:
-    """Each event in order, each on its own: a refused one does not undo the others."""
-    return [await apply_event(session, caller, raw) for raw in events]
+    """Apply events in order, each exactly once and each on its own: a refused event writes
+    nothing and does not undo the others.
+
+    Runs of enrolments and sales are applied together, a few statements for the whole run,
+    with the same outcome as one at a time: a sale sees only the enrolments and sales before
+    it. Other events (changes, moves, refunds), and an id seen before in the run, end the
+    run and are applied one at a time.
+    """
+    results: list[EventResult | None] = [None] * len(raws)
+    run: list[tuple[int, Any, str]] = []
+    ids_in_run: set[str] = set()
+    for index, raw in enumerate(raws):
+        parsed = _parse(raw)
+        if isinstance(parsed, EventResult):
+            results[index] = parsed
+            continue
+        event, fingerprint = parsed
+        runs_together = isinstance(event, MemberEnrolled | SaleCompleted)
+        if runs_together and event.id not in ids_in_run:
+            run.append((index, event, fingerprint))
+            ids_in_run.add(event.id)
+            continue
+        await _apply_run(session, caller, run, results)
+        run, ids_in_run = [], set()
+        if runs_together:
+            run.append((index, event, fingerprint))
+            ids_in_run.add(event.id)
+        else:
+            results[index] = await _apply_alone(session, caller, event, fingerprint)
+    await _apply_run(session, caller, run, results)
+    return [result for result in results if result is not None]
+
+
+async def _apply_run(
+    session: AsyncSession,
+    caller: Principal,
+    run: list[tuple[int, Any, str]],
+    results: list[EventResult | None],
+) -> None:
+    """Claim the run's event ids at once, apply the claimed events together, answer them."""
+    if not run:
+        return
+    program_id = caller.program_id
+    ordered = sorted(run, key=lambda item: item[1].id)  # one lock order for every claimer
+    claimed = await intake_sql.claim(
+        session,
+        program_id,
+        intake.EVENT,
+        [event.id for _, event, _ in ordered],
+        [fingerprint for _, _, fingerprint in ordered],
+    )
+    applied_before = await intake_sql.find_applied_keys(
+        session, program_id, intake.EVENT, [e.id for _, e, _ in run if e.id not in claimed]
+    )
+    work = []
+    for index, event, fingerprint in run:
+        if event.id in claimed:
+            work.append((index, event))
+            continue
+        try:
+            outcome = intake.replay(applied_before[event.id], intake.EVENT, event.id, fingerprint)
+        except ServiceError as error:
+            results[index] = _refused(event.id, error)
+            continue
+        results[index] = EventResult(
+            id=event.id, status=outcome.status, duplicate=True, body=outcome.body
+        )
+
+    outcomes: dict[int, Outcome | ServiceError] = {}
+    enrolments = [(i, e) for i, e in work if isinstance(e, MemberEnrolled)]
+    enrolled = await member_service.enroll_many(
+        session,
+        program_id,
+        [
+            EnrollInput(e.data.id, e.data.sponsor_id, e.data.enrolled_at, e.data.name)
+            for _, e in enrolments
+        ],
+    )
+    enrolled_at_position: dict[str, int] = {}
+    for (index, event), result in zip(enrolments, enrolled, strict=True):
+        if isinstance(result, ServiceError):
+            outcomes[index] = result
+            continue
+        outcomes[index] = members_api.enrolment_outcome(result)
+        if result.created:
+            enrolled_at_position.setdefault(event.data.id, index)
+
+    sales = []
+    for index, event in work:
+        if not isinstance(event, SaleCompleted):
+            continue
+        if enrolled_at_position.get(event.data.member_id, -1) > index:
+            # Its seller is enrolled by a later event: one at a time, it would be unknown.
+            outcomes[index] = UnknownMember(
+                f"member {event.data.member_id!r} is not enrolled in this program"
+            )
+            continue
+        sales.append((index, event))
+    recorded = await sale_service.record_sales(
+        session, caller.program, [sales_api.sale_input(e.data) for _, e in sales]
+    )
+    for (index, _), sale_result in zip(sales, recorded, strict=True):
+        outcomes[index] = (
+            sale_result
+            if isinstance(sale_result, ServiceError)
+            else sales_api.sale_outcome(sale_result)
+        )
+
+    answers: list[tuple[str, int, dict[str, Any]]] = []
+    withdrawn: list[str] = []
+    for index, event in work:
+        done = outcomes[index]
+        if isinstance(done, ServiceError):
+            results[index] = _refused(event.id, done)
+            withdrawn.append(event.id)
+            continue
+        results[index] = EventResult(
+            id=event.id, status=done.status, duplicate=False, body=done.body
+        )
+        answers.append((event.id, done.status, done.body))
+    await intake_sql.answer_claims(session, program_id, intake.EVENT, answers)
+    await intake_sql.withdraw_claims(session, program_id, intake.EVENT, withdrawn)
 
 
 async def _sender(
@@ -309,7 +445,7 @@ async def post_events(
             raise ValidationFailed(
                 f"{'.'.join(errors[0]['loc'])}: {errors[0]['msg']}", errors=errors
             ) from error
-        results = await apply_batch(session, caller, batch.events)
+        results = await apply_events(session, caller, batch.events)
         return JSONResponse({"results": [_result_json(result) for result in results]})
     result = await apply_event(session, caller, payload)
     if result.code is not None:

@@ -22,10 +22,12 @@ from service.api.schemas import (
     MoveRequest,
     Relative,
     UpdateMemberRequest,
+    member_json,
 )
 from service.errors import InvalidCursor
 from service.services import members
 from service.services.intake import Outcome
+from service.services.members import Enrolment
 from service.services.programs import Principal
 
 router = APIRouter(prefix="/v1/members", tags=["members"], responses=problem_responses(401, 403))
@@ -42,9 +44,13 @@ async def apply_enroll(session: AsyncSession, caller: Principal, body: EnrollReq
         enrolled_at=body.enrolled_at,
         name=body.name,
     )
+    return enrolment_outcome(result)
+
+
+def enrolment_outcome(result: Enrolment) -> Outcome:
     return Outcome(
         status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
-        Member.of(result.member).model_dump(mode="json"),
+        member_json(result.member),
     )
 
 
@@ -91,7 +97,7 @@ async def apply_update(
     if "name" in body.model_fields_set:
         changes["name"] = body.name
     row = await members.update(session, caller.program_id, member_id, **changes)
-    return Outcome(status.HTTP_200_OK, Member.of(row).model_dump(mode="json"))
+    return Outcome(status.HTTP_200_OK, member_json(row))
 
 
 @router.patch("/{member_id}", response_model=Member, responses=problem_responses(404, 409, 422))
@@ -117,7 +123,7 @@ async def apply_move(
     session: AsyncSession, caller: Principal, member_id: str, body: MoveRequest
 ) -> Outcome:
     row = await members.move(session, caller.program_id, member_id, sponsor_id=body.sponsor_id)
-    return Outcome(status.HTTP_200_OK, Member.of(row).model_dump(mode="json"))
+    return Outcome(status.HTTP_200_OK, member_json(row))
 
 
 @router.post("/{member_id}/move", response_model=Member, responses=problem_responses(404, 409, 422))

@@ -12,13 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.api.deps import Reader, SessionDep, Writer
 from service.api.idempotency import IdempotencyKey, answer
 from service.api.problems import problem_responses
-from service.api.schemas import MemberId, Request
-from service.db.sales import LineRow, RefundRow, SaleRow
+from service.api.schemas import MemberId, Request, instant
+from service.db.sales import LineRow, NewLine, RefundRow, SaleRow
 from service.domain.money import format_money, format_rate
 from service.services import sales
 from service.services.intake import Outcome
 from service.services.programs import Principal
-from service.services.sales import RefundInput, SaleInput
+from service.services.sales import RecordedSale, RefundInput, SaleInput
 
 router = APIRouter(prefix="/v1/sales", tags=["sales"], responses=problem_responses(401, 403))
 
@@ -59,6 +59,49 @@ class RefundRequest(Request):
     id: ObjectId
     amount: MoneyText = Field(description="partial allowed; never more than what is left")
     occurred_at: AwareDatetime
+
+
+def line_json(line: LineRow | NewLine, currency: str) -> dict[str, Any]:
+    """A line as the API prints it (the fast path of `LineOut`)."""
+    return {
+        "earner_id": line.earner_id,
+        "kind": line.kind,
+        "level": line.level,
+        "paid_level": line.paid_level,
+        "rate": format_rate(line.rate),
+        "base": format_money(line.base, currency),
+        "amount": format_money(line.amount, currency),
+    }
+
+
+def sale_json(sale: SaleRow) -> dict[str, Any]:
+    """A sale as the API prints it (the fast path of `SaleOut`)."""
+    currency = sale.currency
+    return {
+        "id": sale.sale_id,
+        "member_id": sale.member_id,
+        "amount": format_money(sale.amount, currency),
+        "currency": currency,
+        "volume": format_money(sale.volume, currency),
+        "category": sale.category,
+        "subscription_id": sale.subscription_id,
+        "customer": sale.customer,
+        "occurred_at": instant(sale.occurred_at),
+        "period": sale.period,
+        "refunded": format_money(sale.refunded, currency),
+        "plan_version": sale.plan_version,
+    }
+
+
+def sale_outcome(recorded: RecordedSale) -> Outcome:
+    currency = recorded.sale.currency
+    return Outcome(
+        status.HTTP_201_CREATED if recorded.created else status.HTTP_200_OK,
+        {
+            "sale": sale_json(recorded.sale),
+            "lines": [line_json(line, currency) for line in recorded.lines],
+        },
+    )
 
 
 class LineOut(BaseModel):
@@ -177,30 +220,23 @@ class SaleDetail(SaleWithLines):
     refunds: list[SaleRefund]
 
 
+def sale_input(body: SaleRequest) -> SaleInput:
+    return SaleInput(
+        sale_id=body.id,
+        member_id=body.member_id,
+        amount=body.amount,
+        currency=body.currency,
+        volume=body.volume,
+        category=body.category,
+        subscription_id=body.subscription_id,
+        customer=body.customer,
+        occurred_at=body.occurred_at,
+    )
+
+
 async def apply_sale(session: AsyncSession, caller: Principal, body: SaleRequest) -> Outcome:
-    recorded = await sales.record_sale(
-        session,
-        caller.program,
-        SaleInput(
-            sale_id=body.id,
-            member_id=body.member_id,
-            amount=body.amount,
-            currency=body.currency,
-            volume=body.volume,
-            category=body.category,
-            subscription_id=body.subscription_id,
-            customer=body.customer,
-            occurred_at=body.occurred_at,
-        ),
-    )
-    currency = recorded.sale.currency
-    out = SaleWithLines(
-        sale=SaleOut.of(recorded.sale), lines=[LineOut.of(x, currency) for x in recorded.lines]
-    )
-    return Outcome(
-        status.HTTP_201_CREATED if recorded.created else status.HTTP_200_OK,
-        out.model_dump(mode="json"),
-    )
+    recorded = await sales.record_sale(session, caller.program, sale_input(body))
+    return sale_outcome(recorded)
 
 
 @router.post(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Generic, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
@@ -77,6 +77,24 @@ class Member(BaseModel):
             rank=row.rank,
             updated_at=row.updated_at,
         )
+
+
+def instant(value: datetime) -> str:
+    """An instant as the API prints it: ISO 8601 in UTC with a Z (as pydantic does)."""
+    return value.astimezone(UTC).isoformat().removesuffix("+00:00") + "Z"
+
+
+def member_json(row: MemberRow) -> dict[str, object]:
+    """A member as the API prints it (the fast path of `Member`)."""
+    return {
+        "id": row.member_id,
+        "sponsor_id": row.sponsor_id,
+        "enrolled_at": instant(row.enrolled_at),
+        "status": row.status,
+        "name": row.name,
+        "rank": row.rank,
+        "updated_at": instant(row.updated_at),
+    }
 
 
 class MemberDetail(Member):

@@ -29,16 +29,79 @@ class SecretRow:
     revoked_at: datetime | None
 
 
-async def lock_request(session: AsyncSession, program_id: str, scope: str, key: str) -> None:
-    """Serialise deliveries of the same event (or key) until this transaction ends: a
-    concurrent duplicate waits here, then finds the first one's record."""
-    await session.execute(
-        text(
-            "SELECT pg_advisory_xact_lock("
-            "hashtextextended(:program_id || chr(31) || :scope || chr(31) || :key, 0))"
-        ),
-        {"program_id": program_id, "scope": scope, "key": key},
+# Claims the keys not yet applied. The primary key serialises concurrent claims of one key:
+# the second waits for the first transaction, and claims the key only if it rolled back.
+_CLAIM = text(
+    """
+    INSERT INTO applied_requests (program_id, scope, request_key, fingerprint, status, response)
+    SELECT :program_id, :scope, k.key, k.fingerprint, 0, '{}'::jsonb
+    FROM unnest(CAST(:keys AS text[]), CAST(:fingerprints AS text[])) AS k(key, fingerprint)
+    ON CONFLICT (program_id, scope, request_key) DO NOTHING
+    RETURNING request_key
+    """
+)
+
+
+async def claim(
+    session: AsyncSession, program_id: str, scope: str, keys: list[str], fingerprints: list[str]
+) -> set[str]:
+    """Claim these keys for this transaction; answers those that were free."""
+    if not keys:
+        return set()
+    rows = await session.execute(
+        _CLAIM,
+        {"program_id": program_id, "scope": scope, "keys": keys, "fingerprints": fingerprints},
     )
+    return {row.request_key for row in rows}
+
+
+_ANSWER = text(
+    """
+    UPDATE applied_requests a SET status = r.status, response = CAST(r.response AS jsonb)
+    FROM unnest(CAST(:keys AS text[]), CAST(:statuses AS int[]), CAST(:responses AS text[]))
+         AS r(key, status, response)
+    WHERE a.program_id = :program_id AND a.scope = :scope AND a.request_key = r.key
+      AND a.status = 0
+    """
+)
+
+
+async def answer_claims(
+    session: AsyncSession,
+    program_id: str,
+    scope: str,
+    answers: list[tuple[str, int, dict[str, Any]]],
+) -> None:
+    """Complete claimed keys with what their requests answered: (key, status, body)."""
+    if not answers:
+        return
+    await session.execute(
+        _ANSWER,
+        {
+            "program_id": program_id,
+            "scope": scope,
+            "keys": [key for key, _, _ in answers],
+            "statuses": [status for _, status, _ in answers],
+            "responses": [json.dumps(body, separators=(",", ":")) for _, _, body in answers],
+        },
+    )
+
+
+_WITHDRAW = text(
+    """
+    DELETE FROM applied_requests
+    WHERE program_id = :program_id AND scope = :scope AND request_key = ANY(CAST(:keys AS text[]))
+      AND status = 0
+    """
+)
+
+
+async def withdraw_claims(
+    session: AsyncSession, program_id: str, scope: str, keys: list[str]
+) -> None:
+    """Give back claims of requests that were refused: they may be sent again."""
+    if keys:
+        await session.execute(_WITHDRAW, {"program_id": program_id, "scope": scope, "keys": keys})
 
 
 async def find_applied(

@@ -309,3 +309,55 @@ async def moves_of(
         .limit(limit)
     )
     return [MoveRow(**r._mapping) for r in rows]
+
+
+async def get_members(
+    session: AsyncSession, program_id: str, member_ids: list[str]
+) -> dict[str, MemberRow]:
+    """The members among these ids that exist, in one query."""
+    if not member_ids:
+        return {}
+    rows = await session.execute(
+        select(*_COLUMNS).where(
+            members.c.program_id == program_id, members.c.member_id.in_(member_ids)
+        )
+    )
+    return {row.member_id: _member(row._mapping) for row in rows}
+
+
+_INSERT_MEMBERS = text(
+    """
+    INSERT INTO members
+        (program_id, member_id, sponsor_id, enrolled_sponsor_id, enrolled_at, name, status)
+    SELECT :program_id, n.member_id, n.sponsor_id, n.sponsor_id, n.enrolled_at, n.name, 'active'
+    FROM unnest(CAST(:member_ids AS text[]), CAST(:sponsor_ids AS text[]),
+                CAST(:enrolled_ats AS timestamptz[]), CAST(:names AS text[]))
+         WITH ORDINALITY AS n(member_id, sponsor_id, enrolled_at, name, position)
+    ORDER BY n.position
+    ON CONFLICT (program_id, member_id) DO NOTHING
+    RETURNING member_id, sponsor_id, enrolled_sponsor_id, enrolled_at, status, name, rank,
+              created_at, updated_at
+    """
+)
+
+
+async def insert_members(
+    session: AsyncSession,
+    program_id: str,
+    new_members: list[tuple[str, str | None, datetime, str | None]],
+) -> dict[str, MemberRow]:
+    """Insert (member, sponsor, enrolled_at, name) rows, sponsors before their recruits, in
+    one statement; answers those inserted (an id taken meanwhile is skipped)."""
+    if not new_members:
+        return {}
+    rows = await session.execute(
+        _INSERT_MEMBERS,
+        {
+            "program_id": program_id,
+            "member_ids": [m for m, _, _, _ in new_members],
+            "sponsor_ids": [s for _, s, _, _ in new_members],
+            "enrolled_ats": [t for _, _, t, _ in new_members],
+            "names": [n for _, _, _, n in new_members],
+        },
+    )
+    return {row.member_id: _member(row._mapping) for row in rows}

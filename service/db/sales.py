@@ -368,3 +368,255 @@ async def add_refunded(
         ),
         {"program_id": program_id, "sale_id": sale_id, "amount": amount, "volume": volume},
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SaleRequest:
+    """What the context query needs of a sale to be paid."""
+
+    sale_id: str
+    seller_id: str
+    category: str
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SaleContext:
+    """Everything a sale's calculation reads, as it is now.
+
+    `plan_body` is the JSON text of the version in force at the sale (None: no version);
+    `existing_fingerprint` is set when the sale id is taken; `upline` is None when the
+    seller is unknown, else the seller (level 0) and as much upline as the plan can pay.
+    """
+
+    plan_version: int | None
+    plan_body: str | None
+    existing_fingerprint: str | None
+    upline: list[UplineEntry] | None
+
+
+# Every sale of a batch (one sale for a REST call) in one round trip: the plan version in
+# force at each sale, whether its id is taken, and its seller's upline, walked only as far as
+# that plan can pay (see UPLINE_FOR_SALE: the same walk, with the plan's depth, compression
+# and activity rule read from the version's JSON here).
+SALE_CONTEXT = text(
+    """
+    WITH RECURSIVE
+    input AS (
+        SELECT * FROM unnest(CAST(:sale_ids AS text[]), CAST(:seller_ids AS text[]),
+                             CAST(:categories AS text[]), CAST(:ats AS timestamptz[]))
+                 WITH ORDINALITY AS i(sale_id, seller_id, category, at, pos)
+    ),
+    ctx AS (
+        SELECT i.pos, i.sale_id, i.seller_id, i.at, p.version, p.body,
+               COALESCE(jsonb_array_length(p.body -> 'categories' -> i.category -> 'level_rates'),
+                        0) AS depth,
+               COALESCE(p.body ->> 'compression' = 'dynamic', false) AS dynamic,
+               CAST(p.body -> 'activity' ->> 'min_personal_volume' AS numeric) AS min_volume,
+               i.at - make_interval(days => CAST(p.body -> 'activity' ->> 'window_days' AS int))
+                   AS window_start
+        FROM input i
+        LEFT JOIN LATERAL (
+            SELECT v.version, v.body FROM plan_versions v
+            WHERE v.program_id = :program_id AND v.effective_from <= i.at
+            ORDER BY v.effective_from DESC, v.version DESC
+            LIMIT 1
+        ) p ON true
+    ),
+    up(pos, member_id, sponsor_id, status, level, personal_volume, qualified,
+       qualified_so_far) AS (
+        SELECT c.pos, m.member_id, m.sponsor_id, m.status, 0, CAST(0 AS numeric), false, 0
+        FROM ctx c
+        JOIN members m ON m.program_id = :program_id AND m.member_id = c.seller_id
+      UNION ALL
+        SELECT up.pos, s.member_id, s.sponsor_id, s.status, up.level + 1, w.volume, q.ok,
+               up.qualified_so_far + q.ok::int
+        FROM up
+        JOIN ctx c ON c.pos = up.pos
+        JOIN members s ON s.program_id = :program_id AND s.member_id = up.sponsor_id
+        CROSS JOIN LATERAL (
+            SELECT CASE WHEN c.window_start IS NULL THEN CAST(0 AS numeric)
+            ELSE COALESCE((
+                    SELECT sum(x.volume) FROM sales x
+                    WHERE x.program_id = :program_id AND x.member_id = s.member_id
+                      AND x.occurred_at >= c.window_start AND x.occurred_at < c.at), 0)
+                 - COALESCE((
+                    SELECT sum(r.volume) FROM refunds r
+                    WHERE r.program_id = :program_id AND r.member_id = s.member_id
+                      AND r.occurred_at >= c.window_start AND r.occurred_at < c.at), 0)
+            END AS volume
+        ) w
+        CROSS JOIN LATERAL (
+            SELECT s.status = 'active' AND (c.min_volume IS NULL OR w.volume >= c.min_volume)
+                   AS ok
+        ) q
+        WHERE c.version IS NOT NULL
+          AND CASE WHEN c.dynamic THEN up.qualified_so_far - up.qualified::int < c.depth
+                   ELSE up.level <= c.depth END
+    ),
+    chains AS (
+        SELECT pos, array_agg(member_id ORDER BY level) AS members,
+               array_agg(status ORDER BY level) AS statuses,
+               array_agg(personal_volume ORDER BY level) AS volumes
+        FROM up GROUP BY pos
+    )
+    SELECT c.pos, c.version, CAST(c.body AS text) AS body, e.fingerprint AS existing,
+           ch.members, ch.statuses, ch.volumes
+    FROM ctx c
+    LEFT JOIN sales e ON e.program_id = :program_id AND e.sale_id = c.sale_id
+    LEFT JOIN chains ch ON ch.pos = c.pos
+    ORDER BY c.pos
+    """
+)
+
+
+async def sale_contexts(
+    session: AsyncSession, program_id: str, requests: list[SaleRequest]
+) -> list[SaleContext]:
+    """The context of each sale, in the order asked, in one query."""
+    rows = await session.execute(
+        SALE_CONTEXT,
+        {
+            "program_id": program_id,
+            "sale_ids": [r.sale_id for r in requests],
+            "seller_ids": [r.seller_id for r in requests],
+            "categories": [r.category for r in requests],
+            "ats": [r.occurred_at for r in requests],
+        },
+    )
+    contexts = []
+    for row in rows:
+        upline = None
+        if row.members is not None:
+            upline = [
+                UplineEntry(member_id=m, status=s, level=level, personal_volume=v)
+                for level, (m, s, v) in enumerate(
+                    zip(row.members, row.statuses, row.volumes, strict=True)
+                )
+            ]
+        contexts.append(
+            SaleContext(
+                plan_version=row.version,
+                plan_body=row.body,
+                existing_fingerprint=row.existing,
+                upline=upline,
+            )
+        )
+    return contexts
+
+
+@dataclass(frozen=True, slots=True)
+class NewSale:
+    """A sale to write with its lines; its seller's period volume grows with it."""
+
+    sale_id: str
+    member_id: str
+    amount: Decimal
+    volume: Decimal
+    currency: str
+    category: str
+    subscription_id: str | None
+    customer: str
+    occurred_at: datetime
+    period: str
+    plan_version: int
+    fingerprint: str
+    decisions: str
+    lines: list[NewLine]
+
+
+# The sales of a batch, their lines (in the order given: line ids follow it) and their
+# sellers' period volumes, in one statement. A sale whose id was taken meanwhile is not
+# inserted, and neither are its lines or volume.
+WRITE_SALES = text(
+    """
+    WITH new_sales AS (
+        INSERT INTO sales (program_id, sale_id, member_id, amount, volume, currency, category,
+                           subscription_id, customer, occurred_at, period, plan_version,
+                           fingerprint, decisions)
+        SELECT :program_id, s.sale_id, s.member_id, s.amount, s.volume, s.currency, s.category,
+               s.subscription_id, s.customer, s.occurred_at, s.period, s.plan_version,
+               s.fingerprint, CAST(s.decisions AS jsonb)
+        FROM unnest(CAST(:sale_ids AS text[]), CAST(:member_ids AS text[]),
+                    CAST(:amounts AS numeric[]), CAST(:volumes AS numeric[]),
+                    CAST(:currencies AS text[]), CAST(:categories AS text[]),
+                    CAST(:subscription_ids AS text[]), CAST(:customers AS text[]),
+                    CAST(:occurred_ats AS timestamptz[]), CAST(:periods AS text[]),
+                    CAST(:plan_versions AS int[]), CAST(:fingerprints AS text[]),
+                    CAST(:decisions AS text[]))
+             AS s(sale_id, member_id, amount, volume, currency, category, subscription_id,
+                  customer, occurred_at, period, plan_version, fingerprint, decisions)
+        ON CONFLICT (program_id, sale_id) DO NOTHING
+        RETURNING sale_id, member_id, volume, period, subscription_id
+    ),
+    new_lines AS (
+        INSERT INTO commission_lines (program_id, sale_id, earner_id, source_member_id, kind,
+                                      level, paid_level, rate, base, amount, period,
+                                      plan_version)
+        SELECT :program_id, l.sale_id, l.earner_id, l.source_member_id, l.kind, l.level,
+               l.paid_level, l.rate, l.base, l.amount, l.period, l.plan_version
+        FROM unnest(CAST(:line_sale_ids AS text[]), CAST(:line_earners AS text[]),
+                    CAST(:line_sources AS text[]), CAST(:line_kinds AS text[]),
+                    CAST(:line_levels AS int[]), CAST(:line_paid_levels AS int[]),
+                    CAST(:line_rates AS numeric[]), CAST(:line_bases AS numeric[]),
+                    CAST(:line_amounts AS numeric[]), CAST(:line_periods AS text[]),
+                    CAST(:line_plan_versions AS int[]))
+             WITH ORDINALITY AS l(sale_id, earner_id, source_member_id, kind, level,
+                                  paid_level, rate, base, amount, period, plan_version,
+                                  position)
+        WHERE l.sale_id IN (SELECT sale_id FROM new_sales)
+        ORDER BY l.position
+    ),
+    volumes AS (
+        INSERT INTO member_period_volumes
+            (program_id, member_id, period, volume, residual_volume, sales)
+        SELECT :program_id, n.member_id, n.period, sum(n.volume),
+               sum(CASE WHEN n.subscription_id IS NULL THEN 0 ELSE n.volume END), count(*)
+        FROM new_sales n
+        GROUP BY n.member_id, n.period
+        ON CONFLICT (program_id, period, member_id) DO UPDATE SET
+            volume = member_period_volumes.volume + EXCLUDED.volume,
+            residual_volume = member_period_volumes.residual_volume + EXCLUDED.residual_volume,
+            sales = member_period_volumes.sales + EXCLUDED.sales
+    )
+    SELECT sale_id FROM new_sales
+    """
+)
+
+
+async def write_sales(session: AsyncSession, program_id: str, sales: list[NewSale]) -> set[str]:
+    """Write the sales, their lines and volumes in one statement; answers the ids written."""
+    if not sales:
+        return set()
+    lines = [(sale, line) for sale in sales for line in sale.lines]
+    rows = await session.execute(
+        WRITE_SALES,
+        {
+            "program_id": program_id,
+            "sale_ids": [s.sale_id for s in sales],
+            "member_ids": [s.member_id for s in sales],
+            "amounts": [s.amount for s in sales],
+            "volumes": [s.volume for s in sales],
+            "currencies": [s.currency for s in sales],
+            "categories": [s.category for s in sales],
+            "subscription_ids": [s.subscription_id for s in sales],
+            "customers": [s.customer for s in sales],
+            "occurred_ats": [s.occurred_at for s in sales],
+            "periods": [s.period for s in sales],
+            "plan_versions": [s.plan_version for s in sales],
+            "fingerprints": [s.fingerprint for s in sales],
+            "decisions": [s.decisions for s in sales],
+            "line_sale_ids": [sale.sale_id for sale, _ in lines],
+            "line_earners": [line.earner_id for _, line in lines],
+            "line_sources": [sale.member_id for sale, _ in lines],
+            "line_kinds": [line.kind for _, line in lines],
+            "line_levels": [line.level for _, line in lines],
+            "line_paid_levels": [line.paid_level for _, line in lines],
+            "line_rates": [line.rate for _, line in lines],
+            "line_bases": [line.base for _, line in lines],
+            "line_amounts": [line.amount for _, line in lines],
+            "line_periods": [sale.period for sale, _ in lines],
+            "line_plan_versions": [sale.plan_version for sale, _ in lines],
+        },
+    )
+    return {row.sale_id for row in rows}

@@ -49,6 +49,9 @@ class MemberStatus(StrEnum):
     TERMINATED = "terminated"
 
 
+_STATUSES = frozenset(status.value for status in MemberStatus)
+
+
 class SkipReason(StrEnum):
     """Why an upline member earned nothing on a sale.
 
@@ -96,7 +99,7 @@ class Participant:
     personal_volume: Decimal
 
     def __post_init__(self) -> None:
-        if self.status not in {status.value for status in MemberStatus}:
+        if self.status not in _STATUSES:
             raise ValueError(f"unknown member status {self.status!r}")
 
 

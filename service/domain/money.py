@@ -75,11 +75,23 @@ def minor_unit(currency: str) -> int:
     """
     if not isinstance(currency, str) or currency not in _known_currencies():
         raise MoneyError("unknown_currency", f"unknown currency code {currency!r}")
+    return _precision(currency)
+
+
+@cache
+def _precision(currency: str) -> int:
     return int(get_currency_precision(currency))
 
 
+_QUANTA: dict[str, Decimal] = {}
+
+
 def _quantum(currency: str) -> Decimal:
-    return Decimal(1).scaleb(-minor_unit(currency))
+    """One minor unit of the currency (0.01 for USD); looked up once per currency."""
+    quantum = _QUANTA.get(currency)
+    if quantum is None:
+        quantum = _QUANTA[currency] = Decimal(1).scaleb(-minor_unit(currency))
+    return quantum
 
 
 def _parse_decimal_text(value: object, *, code: str, what: str, example: str) -> Decimal:

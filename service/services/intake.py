@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks.webhooks import Webhook
 
 from service.db import intake as intake_sql
-from service.db.intake import SecretRow
+from service.db.intake import AppliedRequest, SecretRow
 from service.errors import EventConflict, IdempotencyConflict, SecretNotFound, ServiceError
 
 EVENT = "event"
@@ -47,31 +47,30 @@ async def apply_once(
 ) -> Outcome:
     """Apply a request at most once, ever.
 
-    The record of the request is written in the same transaction as its effects, so either
-    both are committed or neither. A concurrent delivery of the same key waits on a lock
-    until the first one commits, then answers what it answered. A refusal (any
-    ServiceError) writes nothing, not even the record, so the sender may retry it later.
+    The request first claims its key (a row that a concurrent delivery of the same key waits
+    on until this transaction ends); its answer is written into that row in the same
+    transaction as its effects, so either both are committed or neither. A refusal (any
+    ServiceError) withdraws the claim and writes nothing, so the sender may retry later.
     """
-    await intake_sql.lock_request(session, program_id, scope, key)
+    async with session.begin_nested():  # a refusal rolls back the claim with the rest
+        if await intake_sql.claim(session, program_id, scope, [key], [request_fingerprint]):
+            outcome = await apply()
+            await intake_sql.answer_claims(
+                session, program_id, scope, [(key, outcome.status, outcome.body)]
+            )
+            return outcome
     found = await intake_sql.find_applied(session, program_id, scope, key)
-    if found is not None:
-        if found.fingerprint != request_fingerprint:
-            if scope == EVENT:
-                raise EventConflict(f"event {key!r} was applied with a different body")
-            raise IdempotencyConflict(f"Idempotency-Key {key!r} was used for another request")
-        return Outcome(status=found.status, body=found.response, duplicate=True)
-    async with session.begin_nested():
-        outcome = await apply()
-        await intake_sql.remember(
-            session,
-            program_id,
-            scope,
-            key,
-            fingerprint=request_fingerprint,
-            status=outcome.status,
-            response=outcome.body,
-        )
-    return outcome
+    assert found is not None  # the claim failed because a committed answer exists
+    return replay(found, scope, key, request_fingerprint)
+
+
+def replay(found: AppliedRequest, scope: str, key: str, request_fingerprint: str) -> Outcome:
+    """The first answer of an applied request, or a conflict when the body differs."""
+    if found.fingerprint != request_fingerprint:
+        if scope == EVENT:
+            raise EventConflict(f"event {key!r} was applied with a different body")
+        raise IdempotencyConflict(f"Idempotency-Key {key!r} was used for another request")
+    return Outcome(status=found.status, body=found.response, duplicate=True)
 
 
 async def refusal_of(

@@ -14,6 +14,7 @@ from service.errors import (
     MemberExists,
     MemberNotFound,
     MemberTerminated,
+    ServiceError,
     SponsorTerminated,
     UnknownSponsor,
 )
@@ -64,6 +65,14 @@ async def _require_sponsor(session: AsyncSession, program_id: str, sponsor_id: s
         raise SponsorTerminated(f"sponsor {sponsor_id!r} is terminated")
 
 
+@dataclass(frozen=True, slots=True)
+class EnrollInput:
+    member_id: str
+    sponsor_id: str | None
+    enrolled_at: datetime | None
+    name: str | None
+
+
 async def enroll(
     session: AsyncSession,
     program_id: str,
@@ -73,35 +82,100 @@ async def enroll(
     enrolled_at: datetime | None,
     name: str | None,
 ) -> Enrolment:
-    """Add a member under a sponsor (or as a root).
-
-    Re-posting the same enrolment answers the member as it is (a retried webhook is not an
-    error); a different enrolment under a taken id is a conflict.
-    """
-    existing = await member_sql.get_member(session, program_id, member_id)
-    if existing is None:
-        if sponsor_id is not None:
-            await _require_sponsor(session, program_id, sponsor_id)
-        inserted = await member_sql.insert_member(
-            session,
-            program_id=program_id,
-            member_id=member_id,
-            sponsor_id=sponsor_id,
-            enrolled_at=enrolled_at or datetime.now(UTC),
-            name=name,
-            status="active",
-        )
-        if inserted is not None:
-            return Enrolment(member=inserted, created=True)
-        existing = await _require_member(session, program_id, member_id)
-    same = (
-        existing.enrolled_sponsor_id == sponsor_id
-        and (enrolled_at is None or existing.enrolled_at == enrolled_at)
-        and (name is None or existing.name == name)
+    """Add one member (see `enroll_many`); refusals raise."""
+    (result,) = await enroll_many(
+        session, program_id, [EnrollInput(member_id, sponsor_id, enrolled_at, name)]
     )
-    if not same:
-        raise MemberExists(f"member {member_id!r} exists with a different enrolment")
-    return Enrolment(member=existing, created=False)
+    if isinstance(result, ServiceError):
+        raise result
+    return result
+
+
+def _same_enrolment(member: MemberRow, item: EnrollInput) -> bool:
+    return (
+        member.enrolled_sponsor_id == item.sponsor_id
+        and (item.enrolled_at is None or member.enrolled_at == item.enrolled_at)
+        and (item.name is None or member.name == item.name)
+    )
+
+
+async def enroll_many(
+    session: AsyncSession, program_id: str, items: list[EnrollInput]
+) -> list[Enrolment | ServiceError]:
+    """Add members under their sponsors (or as roots), in order, in two round trips.
+
+    A sponsor must exist (enrolled before, or earlier in the same list) and not be
+    terminated. Re-posting an enrolment answers the member as it is (a retried webhook is
+    not an error); a different enrolment under a taken id is a conflict.
+    """
+    wanted = {item.member_id for item in items} | {
+        item.sponsor_id for item in items if item.sponsor_id is not None
+    }
+    known = await member_sql.get_members(session, program_id, sorted(wanted))
+    now = datetime.now(UTC)
+    results: list[Enrolment | ServiceError | None] = [None] * len(items)
+    batch: dict[str, EnrollInput] = {}
+    to_insert: list[tuple[int, EnrollInput]] = []
+    for index, item in enumerate(items):
+        existing = known.get(item.member_id)
+        if existing is not None:
+            results[index] = (
+                Enrolment(member=existing, created=False)
+                if _same_enrolment(existing, item)
+                else MemberExists(f"member {item.member_id!r} exists with a different enrolment")
+            )
+            continue
+        if item.member_id in batch:
+            results[index] = _repeated(batch[item.member_id], item)
+            continue
+        sponsor = item.sponsor_id
+        if sponsor is not None and sponsor not in batch:
+            row = known.get(sponsor)
+            if row is None:
+                results[index] = UnknownSponsor(
+                    f"sponsor {sponsor!r} is not a member of this program"
+                )
+                continue
+            if row.status == "terminated":
+                results[index] = SponsorTerminated(f"sponsor {sponsor!r} is terminated")
+                continue
+        batch[item.member_id] = item
+        to_insert.append((index, item))
+    inserted = await member_sql.insert_members(
+        session,
+        program_id,
+        [(i.member_id, i.sponsor_id, i.enrolled_at or now, i.name) for _, i in to_insert],
+    )
+    for index, item in to_insert:
+        row = inserted.get(item.member_id)
+        if row is not None:
+            results[index] = Enrolment(member=row, created=True)
+            continue
+        # Taken by a concurrent request meanwhile: the same enrolment, or a conflict.
+        taken = await member_sql.get_member(session, program_id, item.member_id)
+        assert taken is not None
+        results[index] = (
+            Enrolment(member=taken, created=False)
+            if _same_enrolment(taken, item)
+            else MemberExists(f"member {item.member_id!r} exists with a different enrolment")
+        )
+    for index, item in enumerate(items):
+        result = results[index]
+        if result is None:  # a repeat of a member enrolled earlier in this list
+            first = inserted.get(item.member_id)
+            assert first is not None
+            results[index] = Enrolment(member=first, created=False)
+    return [result for result in results if result is not None]
+
+
+def _repeated(first: EnrollInput, again: EnrollInput) -> Enrolment | ServiceError | None:
+    """A member enrolled twice in one list: answered after the first is written."""
+    same = first.sponsor_id == again.sponsor_id and (
+        again.enrolled_at is None or first.enrolled_at in (None, again.enrolled_at)
+    )
+    if same and (again.name is None or again.name == first.name):
+        return None
+    return MemberExists(f"member {again.member_id!r} exists with a different enrolment")
 
 
 async def get_with_team(session: AsyncSession, program_id: str, member_id: str) -> MemberWithTeam:

@@ -37,6 +37,11 @@ def _parsed(program_id: str, version: int, canonical: str, currency: str) -> Pla
     return parse_plan(json.loads(canonical), currency)
 
 
+def plan_of(program_id: str, version: int, body_json: str, currency: str) -> Plan:
+    """The parsed rules of a stored version, from its JSON text (parsed once per process)."""
+    return _parsed(program_id, version, body_json, currency)
+
+
 def _version(program_id: str, row: PlanVersionRow, currency: str) -> PlanVersion:
     canonical = json.dumps(row.body, sort_keys=True)
     plan = _parsed(program_id, row.version, canonical, currency)

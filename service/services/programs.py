@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -95,6 +96,40 @@ async def create_api_key(
 async def revoke_api_key(session: AsyncSession, *, program_id: str, key_id: str) -> None:
     if not await program_sql.revoke_key(session, program_id=program_id, key_id=key_id):
         raise ProgramNotFound(f"program {program_id!r} has no active key {key_id!r}")
+    _KNOWN_KEYS.forget(program_id, key_id)
+
+
+class _KeyCache:
+    """Keys seen valid in the last few seconds, so most requests skip the key lookup.
+
+    A revocation takes effect at once in the process that revokes, and within
+    KEY_CACHE_SECONDS in every other replica.
+    """
+
+    def __init__(self, *, seconds: float, size: int) -> None:
+        self.seconds = seconds
+        self.size = size
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, key_hash: str) -> Principal | None:
+        entry = self._entries.get(key_hash)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, key_hash: str, principal: Principal) -> None:
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[key_hash] = (time.monotonic() + self.seconds, principal)
+
+    def forget(self, program_id: str, key_id: str) -> None:
+        for key_hash, (_, principal) in list(self._entries.items()):
+            if principal.program_id == program_id and principal.key_id == key_id:
+                del self._entries[key_hash]
+
+
+KEY_CACHE_SECONDS = 5.0
+_KNOWN_KEYS = _KeyCache(seconds=KEY_CACHE_SECONDS, size=10_000)
 
 
 async def authenticate(session: AsyncSession, raw_key: str) -> Principal:
@@ -102,10 +137,14 @@ async def authenticate(session: AsyncSession, raw_key: str) -> Principal:
     match = _KEY.fullmatch(raw_key)
     if match is None:
         raise Unauthorized("the API key is not valid")
-    found = await program_sql.find_active_key(
-        session, program_id=match.group(1), key_hash=hash_key(raw_key)
-    )
+    key_hash = hash_key(raw_key)
+    cached = _KNOWN_KEYS.get(key_hash)
+    if cached is not None:
+        return cached
+    found = await program_sql.find_active_key(session, program_id=match.group(1), key_hash=key_hash)
     if found is None:
         raise Unauthorized("the API key is not valid")
     key, program = found
-    return Principal(program=program, key_id=key.key_id, scopes=frozenset(key.scopes))
+    principal = Principal(program=program, key_id=key.key_id, scopes=frozenset(key.scopes))
+    _KNOWN_KEYS.put(key_hash, principal)
+    return principal

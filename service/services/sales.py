@@ -6,17 +6,25 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.db import members as member_sql
 from service.db import sales as sale_sql
 from service.db.programs import ProgramRow
-from service.db.sales import LineRow, NewLine, RefundRow, SaleRow
+from service.db.sales import (
+    LineRow,
+    NewLine,
+    NewSale,
+    RefundRow,
+    SaleRequest,
+    SaleRow,
+    UplineEntry,
+)
 from service.domain.calculator import (
+    Calculation,
     LevelDecision,
     Line,
     LineKind,
@@ -28,15 +36,17 @@ from service.domain.calculator import (
 )
 from service.domain.money import MoneyError, format_money, format_rate, parse_money
 from service.domain.periods import period_of
-from service.domain.plan import Compression
+from service.domain.plan import Plan
 from service.errors import (
     CurrencyMismatch,
     InvalidAmount,
+    NoPlanInForce,
     RefundBeforeSale,
     RefundConflict,
     RefundExceedsSale,
     SaleConflict,
     SaleNotFound,
+    ServiceError,
     UnknownMember,
 )
 from service.services import plans
@@ -67,7 +77,7 @@ class RefundInput:
 @dataclass(frozen=True, slots=True)
 class RecordedSale:
     sale: SaleRow
-    lines: list[LineRow]
+    lines: list[LineRow] | list[NewLine]
     created: bool
 
 
@@ -117,115 +127,200 @@ def _decision_json(decision: LevelDecision, currency: str) -> dict[str, Any]:
 
 
 async def record_sale(session: AsyncSession, program: ProgramRow, sale: SaleInput) -> RecordedSale:
-    """Store a sale and every line it pays, in the caller's transaction.
+    """Store one sale and every line it pays (see `record_sales`); refusals raise."""
+    (result,) = await record_sales(session, program, [sale])
+    if isinstance(result, ServiceError):
+        raise result
+    return result
 
-    The upline is read as it is now, in one recursive query; the plan is the version in
-    force when the sale occurred. Posting the same sale again answers the stored one;
-    another sale under the same id is a conflict.
-    """
-    program_id, currency = program.program_id, program.currency
+
+def _decimal_places_ok(sale: SaleInput, currency: str) -> tuple[Decimal, Decimal]:
     if sale.currency != currency:
         raise CurrencyMismatch(f"the program pays in {currency}, not {sale.currency}")
     amount = _money(sale.amount, currency, "amount", allow_zero=False)
     volume = (
         amount if sale.volume is None else _money(sale.volume, currency, "volume", allow_zero=True)
     )
-    fingerprint = _fingerprint(
-        {
-            "member_id": sale.member_id,
-            "amount": format_money(amount, currency),
-            "volume": format_money(volume, currency),
-            "currency": currency,
-            "category": sale.category,
-            "subscription_id": sale.subscription_id,
-            "customer": sale.customer,
-            "occurred_at": sale.occurred_at.timestamp(),
-        }
-    )
-    existing = await sale_sql.get_sale(session, program_id, sale.sale_id)
-    if existing is not None:
-        return await _replayed_sale(session, program_id, existing, fingerprint)
+    return amount, volume
 
-    if await member_sql.get_member(session, program_id, sale.member_id) is None:
-        raise UnknownMember(f"member {sale.member_id!r} is not enrolled in this program")
-    version = await plans.in_force(session, program_id, currency, sale.occurred_at)
-    plan = version.plan
-    rates = plan.rates_for(sale.category)
-    activity = plan.activity
-    entries = await sale_sql.upline_for_sale(
+
+async def record_sales(
+    session: AsyncSession, program: ProgramRow, sales: list[SaleInput]
+) -> list[RecordedSale | ServiceError]:
+    """Store sales and every line they pay, in the caller's transaction, in two round trips
+    whatever their number: one query reads, for every sale, the plan version in force when
+    it occurred and the seller's upline as it is now (as far as that plan can pay); the
+    calculation is the pure `calculate`; one statement writes the sales, lines and volumes.
+
+    Sales are taken in order, as if posted one after another: a sale sees the volume of
+    those before it in the window of an activity rule. Posting a sale again answers the
+    stored one; another sale under a taken id is a conflict. Each sale answers its own
+    result or refusal; a refused sale writes nothing.
+    """
+    program_id, currency = program.program_id, program.currency
+    results: list[RecordedSale | ServiceError | None] = [None] * len(sales)
+    amounts: dict[int, tuple[Decimal, Decimal, str]] = {}
+    for index, sale in enumerate(sales):
+        try:
+            amount, volume = _decimal_places_ok(sale, currency)
+        except ServiceError as error:
+            results[index] = error
+            continue
+        fingerprint = _fingerprint(
+            {
+                "member_id": sale.member_id,
+                "amount": format_money(amount, currency),
+                "volume": format_money(volume, currency),
+                "currency": currency,
+                "category": sale.category,
+                "subscription_id": sale.subscription_id,
+                "customer": sale.customer,
+                "occurred_at": sale.occurred_at.timestamp(),
+            }
+        )
+        amounts[index] = (amount, volume, fingerprint)
+    asked = [index for index in range(len(sales)) if index in amounts]
+    contexts = await sale_sql.sale_contexts(
         session,
         program_id,
-        seller_id=sale.member_id,
-        at=sale.occurred_at,
-        depth=rates.depth if rates is not None else 0,
-        dynamic=plan.compression is Compression.DYNAMIC,
-        window_start=(
-            sale.occurred_at - timedelta(days=activity.window_days) if activity else None
-        ),
-        min_volume=activity.min_personal_volume if activity else None,
+        [
+            SaleRequest(
+                sale_id=sales[i].sale_id,
+                seller_id=sales[i].member_id,
+                category=sales[i].category,
+                occurred_at=sales[i].occurred_at,
+            )
+            for i in asked
+        ],
     )
-    participants = [
-        Participant(member_id=e.member_id, status=e.status, personal_volume=e.personal_volume)
-        for e in entries
-    ]
-    calculation = calculate(
-        plan,
-        SaleFacts(
+    to_write: list[tuple[int, NewSale, Calculation]] = []
+    first_of: dict[str, int] = {}
+    earlier: dict[str, list[tuple[datetime, Decimal]]] = {}
+    replays: list[int] = []
+    for index, context in zip(asked, contexts, strict=True):
+        sale = sales[index]
+        amount, volume, fingerprint = amounts[index]
+        if context.existing_fingerprint is not None or sale.sale_id in first_of:
+            replays.append(index)
+            continue
+        if context.upline is None:
+            results[index] = UnknownMember(
+                f"member {sale.member_id!r} is not enrolled in this program"
+            )
+            continue
+        if context.plan_version is None or context.plan_body is None:
+            results[index] = NoPlanInForce(
+                f"no plan version is in force at {sale.occurred_at.isoformat()}"
+            )
+            continue
+        plan = plans.plan_of(program_id, context.plan_version, context.plan_body, currency)
+        participants = _participants(plan, sale.occurred_at, context.upline, earlier)
+        calculation = calculate(
+            plan,
+            SaleFacts(
+                sale_id=sale.sale_id,
+                seller_id=sale.member_id,
+                volume=volume,
+                category=sale.category,
+                currency=currency,
+            ),
+            participants[0],
+            participants[1:],
+        )
+        period = period_of(sale.occurred_at, program.timezone)
+        new_sale = NewSale(
             sale_id=sale.sale_id,
-            seller_id=sale.member_id,
+            member_id=sale.member_id,
+            amount=amount,
             volume=volume,
-            category=sale.category,
             currency=currency,
-        ),
-        participants[0],
-        participants[1:],
-    )
-    period = period_of(sale.occurred_at, program.timezone)
-    inserted = await sale_sql.insert_sale(
-        session,
-        program_id,
-        {
-            "sale_id": sale.sale_id,
-            "member_id": sale.member_id,
-            "amount": amount,
-            "volume": volume,
-            "currency": currency,
-            "category": sale.category,
-            "subscription_id": sale.subscription_id,
-            "customer": sale.customer,
-            "occurred_at": sale.occurred_at,
-            "period": period,
-            "plan_version": version.version,
-            "fingerprint": fingerprint,
-            "decisions": [_decision_json(d, currency) for d in calculation.decisions],
-        },
-    )
-    if not inserted:  # the same id committed meanwhile by a concurrent request
-        concurrent = await sale_sql.get_sale(session, program_id, sale.sale_id)
-        assert concurrent is not None
-        return await _replayed_sale(session, program_id, concurrent, fingerprint)
-    lines = await sale_sql.insert_lines(
-        session,
-        program_id,
+            category=sale.category,
+            subscription_id=sale.subscription_id,
+            customer=sale.customer,
+            occurred_at=sale.occurred_at,
+            period=period,
+            plan_version=context.plan_version,
+            fingerprint=fingerprint,
+            decisions=json.dumps(
+                [_decision_json(d, currency) for d in calculation.decisions],
+                separators=(",", ":"),
+            ),
+            lines=[_new_line(line) for line in calculation.lines],
+        )
+        first_of[sale.sale_id] = index
+        earlier.setdefault(sale.member_id, []).append((sale.occurred_at, volume))
+        to_write.append((index, new_sale, calculation))
+
+    written = await sale_sql.write_sales(session, program_id, [n for _, n, _ in to_write])
+    now = datetime.now(UTC)
+    for index, new_sale, _ in to_write:
+        if new_sale.sale_id not in written:  # taken by a concurrent request meanwhile
+            replays.append(index)
+            continue
+        results[index] = RecordedSale(
+            sale=_row_of(new_sale, now), lines=list(new_sale.lines), created=True
+        )
+    for index in sorted(replays):
+        amount, volume, fingerprint = amounts[index]
+        results[index] = await _replay(session, program_id, sales[index].sale_id, fingerprint)
+    return [result for result in results if result is not None]
+
+
+def _participants(
+    plan: Plan,
+    at: datetime,
+    upline: list[UplineEntry],
+    earlier: dict[str, list[tuple[datetime, Decimal]]],
+) -> list[Participant]:
+    """The seller and upline as the calculation sees them; an upline member's window volume
+    also counts the sales of this same batch that came before (not yet in the database)."""
+    activity = plan.activity
+    start = at - timedelta(days=activity.window_days) if activity else None
+    participants = []
+    for entry in upline:
+        volume = entry.personal_volume
+        if start is not None and entry.level > 0:
+            volume += sum(
+                (v for when, v in earlier.get(entry.member_id, ()) if start <= when < at),
+                Decimal(0),
+            )
+        participants.append(
+            Participant(member_id=entry.member_id, status=entry.status, personal_volume=volume)
+        )
+    return participants
+
+
+def _row_of(sale: NewSale, now: datetime) -> SaleRow:
+    return SaleRow(
         sale_id=sale.sale_id,
-        refund_id=None,
-        source_member_id=sale.member_id,
-        period=period,
-        plan_version=version.version,
-        lines=[_new_line(line) for line in calculation.lines],
-    )
-    await sale_sql.add_volume(
-        session,
-        program_id,
         member_id=sale.member_id,
-        period=period,
-        volume=volume,
-        residual=sale.subscription_id is not None,
-        sales_count=1,
+        amount=sale.amount,
+        volume=sale.volume,
+        currency=sale.currency,
+        category=sale.category,
+        subscription_id=sale.subscription_id,
+        customer=sale.customer,
+        occurred_at=sale.occurred_at,
+        period=sale.period,
+        plan_version=sale.plan_version,
+        refunded=Decimal(0),
+        refunded_volume=Decimal(0),
+        fingerprint=sale.fingerprint,
+        decisions=[],  # the explanation is read back by GET /v1/sales/{id}, not answered here
+        created_at=now,
     )
-    stored = await sale_sql.get_sale(session, program_id, sale.sale_id)
-    assert stored is not None
-    return RecordedSale(sale=stored, lines=lines, created=True)
+
+
+async def _replay(
+    session: AsyncSession, program_id: str, sale_id: str, fingerprint: str
+) -> RecordedSale | ServiceError:
+    existing = await sale_sql.get_sale(session, program_id, sale_id)
+    if existing is None:  # the earlier sale of this batch with that id was refused
+        return SaleConflict(f"sale {sale_id!r} was refused earlier in this batch")
+    try:
+        return await _replayed_sale(session, program_id, existing, fingerprint)
+    except ServiceError as error:
+        return error
 
 
 def _new_line(line: Line) -> NewLine:

@@ -593,7 +593,7 @@ async def test_a_crash_before_commit_leaves_nothing_half_written(
         # before the event is remembered and the transaction commits.
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(intake_sql, "remember", crash)
+    monkeypatch.setattr(intake_sql, "answer_claims", crash)
     response = await post_events(
         live_client, live_program, sale_event("evt_crash", "O-1", "S", "10.00")
     )
