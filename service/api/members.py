@@ -179,20 +179,24 @@ async def get_downline(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[Cursor | None, Query()] = None,
 ) -> ListPage[Relative]:
-    """Everyone below the member, ordered by level, then by id within a level."""
-    after: tuple[int, str] | None = None
+    """Everyone below the member, depth-first: each member followed by their own team
+    (recruits in the order they joined), with `level` the distance from the member."""
+    after_id: str | None = None
     if cursor is not None:
-        level, last_id = _position(cursor, "downline", member_id, 2)
-        if not isinstance(level, int) or not isinstance(last_id, str) or level < 1:
+        (after_id,) = _position(cursor, "downline", member_id, 1)
+        if not isinstance(after_id, str):
             raise InvalidCursor("the cursor is not one this list gave out")
-        after = (level, last_id)
     page = await members.downline(
-        session, caller.program_id, member_id, max_depth=max_depth, after=after, limit=limit
+        session,
+        caller.program_id,
+        member_id,
+        max_depth=max_depth,
+        after_id=after_id,
+        limit=limit,
     )
     next_cursor = None
     if page.has_more:
-        last = page.items[-1]
-        next_cursor = encode_cursor("downline", member_id, last.level, last.member.member_id)
+        next_cursor = encode_cursor("downline", member_id, page.items[-1].member.member_id)
     return ListPage[Relative](items=[Relative.of(r) for r in page.items], next_cursor=next_cursor)
 
 

@@ -21,6 +21,7 @@ _COLUMNS = (
     members.c.rank,
     members.c.created_at,
     members.c.updated_at,
+    members.c.depth,
 )
 
 
@@ -35,6 +36,7 @@ class MemberRow:
     rank: str | None
     created_at: datetime
     updated_at: datetime
+    depth: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,43 +60,6 @@ async def get_member(
     if for_update:
         statement = statement.with_for_update()
     row = (await session.execute(statement)).one_or_none()
-    return _member(row._mapping) if row is not None else None
-
-
-async def insert_member(
-    session: AsyncSession,
-    *,
-    program_id: str,
-    member_id: str,
-    sponsor_id: str | None,
-    enrolled_at: datetime,
-    name: str | None,
-    status: str,
-) -> MemberRow | None:
-    """Insert the member; None when the id is taken (the caller compares)."""
-    statement = text(
-        """
-        INSERT INTO members
-            (program_id, member_id, sponsor_id, enrolled_sponsor_id, enrolled_at, name, status)
-        VALUES (:program_id, :member_id, :sponsor_id, :sponsor_id, :enrolled_at, :name, :status)
-        ON CONFLICT (program_id, member_id) DO NOTHING
-        RETURNING member_id, sponsor_id, enrolled_sponsor_id, enrolled_at, status, name, rank,
-                  created_at, updated_at
-        """
-    )
-    row = (
-        await session.execute(
-            statement,
-            {
-                "program_id": program_id,
-                "member_id": member_id,
-                "sponsor_id": sponsor_id,
-                "enrolled_at": enrolled_at,
-                "name": name,
-                "status": status,
-            },
-        )
-    ).one_or_none()
     return _member(row._mapping) if row is not None else None
 
 
@@ -180,15 +145,15 @@ async def record_move(
 _UPLINE = text(
     """
     WITH RECURSIVE up(member_id, sponsor_id, enrolled_sponsor_id, enrolled_at, status, name,
-                      rank, created_at, updated_at, level) AS (
+                      rank, created_at, updated_at, depth, level) AS (
         SELECT s.member_id, s.sponsor_id, s.enrolled_sponsor_id, s.enrolled_at, s.status,
-               s.name, s.rank, s.created_at, s.updated_at, 1
+               s.name, s.rank, s.created_at, s.updated_at, s.depth, 1
         FROM members m
         JOIN members s ON s.program_id = m.program_id AND s.member_id = m.sponsor_id
         WHERE m.program_id = :program_id AND m.member_id = :start
       UNION ALL
         SELECT s.member_id, s.sponsor_id, s.enrolled_sponsor_id, s.enrolled_at, s.status,
-               s.name, s.rank, s.created_at, s.updated_at, up.level + 1
+               s.name, s.rank, s.created_at, s.updated_at, s.depth, up.level + 1
         FROM up
         JOIN members s ON s.program_id = :program_id AND s.member_id = up.sponsor_id
         WHERE up.level < :levels
@@ -208,25 +173,21 @@ async def upline_of(
     return [RelativeRow(member=_member(r._mapping), level=r.level) for r in rows]
 
 
-# Everyone below :root down to :max_depth, in (level, member_id) order, after the cursor.
+# Everyone below :root down to :max_depth, depth-first (a member, then their team), after
+# the member :after_id: one range scan of the interval labels (ix_members_lo).
 _DOWNLINE_PAGE = text(
     """
-    WITH RECURSIVE down(member_id, level) AS (
-        SELECT c.member_id, 1
-        FROM members c
-        WHERE c.program_id = :program_id AND c.sponsor_id = :root
-      UNION ALL
-        SELECT c.member_id, d.level + 1
-        FROM down d
-        JOIN members c ON c.program_id = :program_id AND c.sponsor_id = d.member_id
-        WHERE d.level < :max_depth
-    )
     SELECT m.member_id, m.sponsor_id, m.enrolled_sponsor_id, m.enrolled_at, m.status, m.name,
-           m.rank, m.created_at, m.updated_at, d.level
-    FROM down d
-    JOIN members m ON m.program_id = :program_id AND m.member_id = d.member_id
-    WHERE (d.level, d.member_id) > (:after_level, :after_id)
-    ORDER BY d.level, d.member_id
+           m.rank, m.created_at, m.updated_at, m.depth, m.depth - r.depth AS level
+    FROM members r
+    JOIN members m ON m.program_id = r.program_id
+     AND m.lo > COALESCE((SELECT a.lo FROM members a
+                          WHERE a.program_id = r.program_id AND a.member_id = :after_id
+                            AND a.lo > r.lo AND a.lo < r.hi), r.lo)
+     AND m.lo < r.hi
+    WHERE r.program_id = :program_id AND r.member_id = :root
+      AND m.depth <= r.depth + :max_depth
+    ORDER BY m.lo
     LIMIT :limit
     """
 )
@@ -238,18 +199,17 @@ async def downline_page(
     root: str,
     *,
     max_depth: int,
-    after: tuple[int, str],
+    after_id: str | None,
     limit: int,
 ) -> list[RelativeRow]:
-    """One page of the team below `root`, ordered by level then id, strictly after `after`."""
+    """One page of the team below `root`, depth-first, after the member `after_id`."""
     rows = await session.execute(
         _DOWNLINE_PAGE,
         {
             "program_id": program_id,
             "root": root,
             "max_depth": max_depth,
-            "after_level": after[0],
-            "after_id": after[1],
+            "after_id": after_id,
             "limit": limit,
         },
     )
@@ -258,17 +218,12 @@ async def downline_page(
 
 _TEAM_COUNTS = text(
     """
-    WITH RECURSIVE down(member_id, level) AS (
-        SELECT c.member_id, 1
-        FROM members c
-        WHERE c.program_id = :program_id AND c.sponsor_id = :root
-      UNION ALL
-        SELECT c.member_id, d.level + 1
-        FROM down d
-        JOIN members c ON c.program_id = :program_id AND c.sponsor_id = d.member_id
-    )
-    SELECT count(*) FILTER (WHERE level = 1) AS direct_recruits, count(*) AS downline_size
-    FROM down
+    SELECT (SELECT count(*) FROM members c
+            WHERE c.program_id = r.program_id AND c.sponsor_id = r.member_id) AS direct_recruits,
+           (SELECT count(*) FROM members d
+            WHERE d.program_id = r.program_id AND d.lo > r.lo AND d.lo < r.hi) AS downline_size
+    FROM members r
+    WHERE r.program_id = :program_id AND r.member_id = :root
     """
 )
 
@@ -327,37 +282,51 @@ async def get_members(
 
 _INSERT_MEMBERS = text(
     """
-    INSERT INTO members
-        (program_id, member_id, sponsor_id, enrolled_sponsor_id, enrolled_at, name, status)
-    SELECT :program_id, n.member_id, n.sponsor_id, n.sponsor_id, n.enrolled_at, n.name, 'active'
+    INSERT INTO members (program_id, member_id, sponsor_id, enrolled_sponsor_id, enrolled_at,
+                         name, status, lo, hi, depth)
+    SELECT :program_id, n.member_id, n.sponsor_id, n.sponsor_id, n.enrolled_at, n.name,
+           'active', n.lo, n.hi, n.depth
     FROM unnest(CAST(:member_ids AS text[]), CAST(:sponsor_ids AS text[]),
-                CAST(:enrolled_ats AS timestamptz[]), CAST(:names AS text[]))
-         WITH ORDINALITY AS n(member_id, sponsor_id, enrolled_at, name, position)
+                CAST(:enrolled_ats AS timestamptz[]), CAST(:names AS text[]),
+                CAST(:los AS bigint[]), CAST(:his AS bigint[]), CAST(:depths AS int[]))
+         WITH ORDINALITY AS n(member_id, sponsor_id, enrolled_at, name, lo, hi, depth, position)
     ORDER BY n.position
     ON CONFLICT (program_id, member_id) DO NOTHING
     RETURNING member_id, sponsor_id, enrolled_sponsor_id, enrolled_at, status, name, rank,
-              created_at, updated_at
+              created_at, updated_at, depth
     """
 )
 
 
+@dataclass(frozen=True, slots=True)
+class NewMember:
+    member_id: str
+    sponsor_id: str | None
+    enrolled_at: datetime
+    name: str | None
+    lo: int
+    hi: int
+    depth: int
+
+
 async def insert_members(
-    session: AsyncSession,
-    program_id: str,
-    new_members: list[tuple[str, str | None, datetime, str | None]],
+    session: AsyncSession, program_id: str, new_members: list[NewMember]
 ) -> dict[str, MemberRow]:
-    """Insert (member, sponsor, enrolled_at, name) rows, sponsors before their recruits, in
-    one statement; answers those inserted (an id taken meanwhile is skipped)."""
+    """Insert members, sponsors before their recruits, in one statement; answers those
+    inserted (an id taken meanwhile is skipped)."""
     if not new_members:
         return {}
     rows = await session.execute(
         _INSERT_MEMBERS,
         {
             "program_id": program_id,
-            "member_ids": [m for m, _, _, _ in new_members],
-            "sponsor_ids": [s for _, s, _, _ in new_members],
-            "enrolled_ats": [t for _, _, t, _ in new_members],
-            "names": [n for _, _, _, n in new_members],
+            "member_ids": [m.member_id for m in new_members],
+            "sponsor_ids": [m.sponsor_id for m in new_members],
+            "enrolled_ats": [m.enrolled_at for m in new_members],
+            "names": [m.name for m in new_members],
+            "los": [m.lo for m in new_members],
+            "his": [m.hi for m in new_members],
+            "depths": [m.depth for m in new_members],
         },
     )
     return {row.member_id: _member(row._mapping) for row in rows}

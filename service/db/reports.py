@@ -113,29 +113,23 @@ async def lines_of_earner(
 
 
 # The team below :root as it stands now (level 0 is :root itself, so its own volume comes
-# from the same walk), each member with their net volume of the period, added up per level.
+# from the same scan): one range scan of the tree labels (ix_members_lo), each member with
+# their net volume of the period, added up per level.
 _TEAM_BY_LEVEL = text(
     """
-    WITH RECURSIVE down(member_id, status, enrolled_at, level) AS (
-        SELECT m.member_id, m.status, m.enrolled_at, 0
-        FROM members m
-        WHERE m.program_id = :program_id AND m.member_id = :root
-      UNION ALL
-        SELECT c.member_id, c.status, c.enrolled_at, d.level + 1
-        FROM down d
-        JOIN members c ON c.program_id = :program_id AND c.sponsor_id = d.member_id
-    )
-    SELECT d.level,
+    SELECT m.depth - r.depth AS level,
            count(*) AS members,
-           count(*) FILTER (WHERE d.status = 'active') AS active,
-           count(*) FILTER (WHERE d.enrolled_at >= :start AND d.enrolled_at < :end) AS new,
+           count(*) FILTER (WHERE m.status = 'active') AS active,
+           count(*) FILTER (WHERE m.enrolled_at >= :start AND m.enrolled_at < :end) AS new,
            COALESCE(sum(v.volume), 0) AS volume,
            COALESCE(sum(v.residual_volume), 0) AS residual_volume
-    FROM down d
+    FROM members r
+    JOIN members m ON m.program_id = r.program_id AND m.lo >= r.lo AND m.lo < r.hi
     LEFT JOIN member_period_volumes v
-           ON v.program_id = :program_id AND v.period = :period AND v.member_id = d.member_id
-    GROUP BY d.level
-    ORDER BY d.level
+           ON v.program_id = :program_id AND v.period = :period AND v.member_id = m.member_id
+    WHERE r.program_id = :program_id AND r.member_id = :root
+    GROUP BY m.depth - r.depth
+    ORDER BY level
     """
 )
 

@@ -69,6 +69,10 @@ members = Table(
     Column("rank", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Derived from the adjacency list (service/domain/labels.py): subtree = (lo, hi) range.
+    Column("lo", BigInteger, nullable=False),
+    Column("hi", BigInteger, nullable=False),
+    Column("depth", Integer, nullable=False),
     PrimaryKeyConstraint("program_id", "member_id"),
     ForeignKeyConstraint(["program_id"], ["programs.program_id"]),
     ForeignKeyConstraint(["program_id", "sponsor_id"], ["members.program_id", "members.member_id"]),

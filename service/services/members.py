@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.db import labels as labels_sql
 from service.db import members as member_sql
 from service.db.members import MemberRow, MoveRow, RelativeRow
+from service.domain.labels import split
 from service.errors import (
     GenealogyCycle,
     MemberExists,
@@ -108,6 +111,7 @@ async def enroll_many(
     terminated. Re-posting an enrolment answers the member as it is (a retried webhook is
     not an error); a different enrolment under a taken id is a conflict.
     """
+    await member_sql.lock_genealogy(session, program_id)  # labels are handed out in order
     wanted = {item.member_id for item in items} | {
         item.sponsor_id for item in items if item.sponsor_id is not None
     }
@@ -141,11 +145,7 @@ async def enroll_many(
                 continue
         batch[item.member_id] = item
         to_insert.append((index, item))
-    inserted = await member_sql.insert_members(
-        session,
-        program_id,
-        [(i.member_id, i.sponsor_id, i.enrolled_at or now, i.name) for _, i in to_insert],
-    )
+    inserted = await _insert_placed(session, program_id, [item for _, item in to_insert], now)
     for index, item in to_insert:
         row = inserted.get(item.member_id)
         if row is not None:
@@ -166,6 +166,76 @@ async def enroll_many(
             assert first is not None
             results[index] = Enrolment(member=first, created=False)
     return [result for result in results if result is not None]
+
+
+async def _insert_placed(
+    session: AsyncSession, program_id: str, items: list[EnrollInput], now: datetime
+) -> dict[str, MemberRow]:
+    """Insert the members with their tree labels: each takes two free labels inside its
+    sponsor, as its last recruit; where none are free, a window is relabelled first (the
+    members placed so far are written before, so the relabelling sees them)."""
+    placer = _Placer(session, program_id)
+    await placer.prefetch(sorted({i.sponsor_id for i in items if i.sponsor_id is not None}))
+    pending: list[member_sql.NewMember] = []
+    inserted: dict[str, MemberRow] = {}
+
+    async def flush() -> None:
+        inserted.update(await member_sql.insert_members(session, program_id, pending))
+        pending.clear()
+
+    for item in items:
+        lo, hi, depth = await placer.place(item.member_id, item.sponsor_id, flush)
+        pending.append(
+            member_sql.NewMember(
+                member_id=item.member_id,
+                sponsor_id=item.sponsor_id,
+                enrolled_at=item.enrolled_at or now,
+                name=item.name,
+                lo=lo,
+                hi=hi,
+                depth=depth,
+            )
+        )
+    await flush()
+    return inserted
+
+
+class _Placer:
+    """Hands out labels for new members, remembering the slots it has seen."""
+
+    def __init__(self, session: AsyncSession, program_id: str) -> None:
+        self.session = session
+        self.program_id = program_id
+        self.slots: dict[str | None, labels_sql.Slot] = {}
+
+    async def prefetch(self, sponsor_ids: list[str]) -> None:
+        self.slots.update(await labels_sql.slots(self.session, self.program_id, sponsor_ids))
+
+    async def slot(self, sponsor_id: str | None) -> labels_sql.Slot:
+        if sponsor_id not in self.slots:
+            if sponsor_id is None:
+                self.slots[None] = await labels_sql.root_slot(self.session, self.program_id)
+            else:
+                await self.prefetch([sponsor_id])
+        return self.slots[sponsor_id]
+
+    async def place(
+        self, member_id: str, sponsor_id: str | None, flush: Callable[[], Awaitable[None]]
+    ) -> tuple[int, int, int]:
+        parent = await self.slot(sponsor_id)
+        labels = split(parent.last, parent.hi)
+        if labels is None:
+            await flush()
+            first, step = await labels_sql.make_room(
+                self.session, self.program_id, before=parent.hi, room=2
+            )
+            self.slots.clear()  # the relabelling moved labels; read them again
+            parent = await self.slot(sponsor_id)
+            labels = (first, first + step)
+        lo, hi = labels
+        parent.last = hi
+        self.slots[member_id] = labels_sql.Slot(lo=lo, hi=hi, depth=parent.depth + 1, last=lo)
+        return lo, hi, parent.depth + 1
 
 
 def _repeated(first: EnrollInput, again: EnrollInput) -> Enrolment | ServiceError | None:
@@ -231,6 +301,7 @@ async def move(
                 f" {member_id!r} its own ancestor"
             )
     moved = await member_sql.set_sponsor(session, program_id, member_id, sponsor_id)
+    await labels_sql.relocate_subtree(session, program_id, member_id, sponsor_id)
     await member_sql.record_move(
         session,
         program_id=program_id,
@@ -259,17 +330,18 @@ async def downline(
     member_id: str,
     *,
     max_depth: int | None,
-    after: tuple[int, str] | None,
+    after_id: str | None,
     limit: int,
 ) -> Page:
-    """The team below a member, level by level and by id within a level."""
+    """The team below a member, depth-first: each member followed by their own team,
+    recruits in the order they were placed under their sponsor."""
     await _require_member(session, program_id, member_id)
     rows = await member_sql.downline_page(
         session,
         program_id,
         member_id,
         max_depth=max_depth or UNBOUNDED_DEPTH,
-        after=after or (0, ""),
+        after_id=after_id,
         limit=limit + 1,
     )
     return Page(items=rows[:limit], has_more=len(rows) > limit)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.db import labels
 from tests.conftest import Program
 
 
@@ -98,3 +102,22 @@ def paid(lines: list[dict[str, Any]]) -> list[tuple[str, str, int, int, str, str
         (x["earner_id"], x["kind"], x["level"], x["paid_level"], x["rate"], x["amount"])
         for x in lines
     ]
+
+
+async def insert_tree(
+    connection: AsyncConnection, program_id: str, edges: list[tuple[str, str | None]]
+) -> None:
+    """Bulk-load members (parents before children) straight into the table, then label the
+    tree from the adjacency list: fast set-up for trees too large to enroll one request at
+    a time. The reads under test go through HTTP."""
+    await connection.execute(
+        text(
+            "INSERT INTO members (program_id, member_id, sponsor_id, enrolled_sponsor_id,"
+            " enrolled_at, lo, hi, depth) VALUES (:p, :m, :s, :s, :t, 0, 0, 0)"
+        ),
+        [
+            {"p": program_id, "m": member, "s": sponsor, "t": datetime(2026, 1, 1, tzinfo=UTC)}
+            for member, sponsor in edges
+        ],
+    )
+    await labels.rebuild(connection, program_id)

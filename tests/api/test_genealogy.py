@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
 
 import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tests.api.flows import insert_tree
 from tests.conftest import Program
 
 
@@ -24,23 +24,6 @@ async def enroll(
         "/v1/members",
         json={"id": member_id, "sponsor_id": sponsor_id, **extra},
         headers=program.headers,
-    )
-
-
-async def insert_tree(
-    connection: AsyncConnection, program_id: str, edges: list[tuple[str, str | None]]
-) -> None:
-    """Bulk-load members (parents before children) straight into the table: fast set-up for
-    trees too large to enroll one request at a time. The reads under test go through HTTP."""
-    await connection.execute(
-        text(
-            "INSERT INTO members (program_id, member_id, sponsor_id, enrolled_sponsor_id,"
-            " enrolled_at) VALUES (:p, :m, :s, :s, :t)"
-        ),
-        [
-            {"p": program_id, "m": member, "s": sponsor, "t": datetime(2026, 1, 1, tzinfo=UTC)}
-            for member, sponsor in edges
-        ],
     )
 
 
@@ -399,7 +382,17 @@ async def test_ten_thousand_member_tree_pages_add_up_to_the_team(
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    expected = sorted((d, member) for member, d in depth.items() if member != "T0")
+    # Depth-first: each member followed by their team (a tree loaded behind the service's
+    # back is labelled with recruits in id order).
+    children: dict[str, list[str]] = {}
+    for recruit, sponsor in edges[1:]:
+        children.setdefault(str(sponsor), []).append(recruit)
+    expected: list[tuple[int, str]] = []
+    stack = sorted(children["T0"], reverse=True)
+    while stack:
+        visited = stack.pop()
+        expected.append((depth[visited], visited))
+        stack.extend(sorted(children.get(visited, []), reverse=True))
     assert len(seen) == 9_999
     assert len(set(seen)) == 9_999
     assert seen == expected

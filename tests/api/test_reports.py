@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from service.api.pagination import encode_cursor
-from tests.api.flows import enroll, enroll_chain, post_sale, put_plan, refund
+from tests.api.flows import enroll, enroll_chain, insert_tree, post_sale, put_plan, refund
 from tests.conftest import Program, make_key, make_program
 
 PRODUCT = {"product": {"personal_rate": "0.10", "level_rates": ["0.05", "0.03"]}}
@@ -40,23 +39,6 @@ async def set_status(
         f"/v1/members/{member_id}", json={"status": status}, headers=program.headers
     )
     assert response.status_code == 200, response.text
-
-
-async def insert_tree(
-    connection: AsyncConnection, program_id: str, edges: list[tuple[str, str | None]]
-) -> None:
-    """Bulk-load members (parents before children) straight into the table, as
-    test_genealogy does: the reads under test go through HTTP."""
-    await connection.execute(
-        text(
-            "INSERT INTO members (program_id, member_id, sponsor_id, enrolled_sponsor_id,"
-            " enrolled_at) VALUES (:p, :m, :s, :s, :t)"
-        ),
-        [
-            {"p": program_id, "m": member, "s": sponsor, "t": datetime(2026, 1, 1, tzinfo=UTC)}
-            for member, sponsor in edges
-        ],
-    )
 
 
 async def report(
