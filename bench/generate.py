@@ -256,12 +256,14 @@ def read_subjects(tree: Tree, team_target: int) -> list[Subject]:
 
 
 def sellers_with_full_upline(tree: Tree, levels: int, count: int, rng: random.Random) -> list[str]:
-    """Up to `count` distinct members with at least `levels` members above them."""
-    eligible = [i for i in range(tree.members) if tree.depth[i] >= levels]
-    if not eligible:
-        deepest = max(tree.depth)
-        eligible = [i for i in range(tree.members) if tree.depth[i] == deepest]
-    chosen = rng.sample(eligible, min(count, len(eligible)))
+    """Up to `count` distinct members with at least `levels` members above them (or, when
+    there are none, of the deepest level), chosen at random."""
+    wanted = levels if max(tree.depth) >= levels else max(tree.depth)
+    draw = rng.sample(range(tree.members), min(tree.members, 4 * count))
+    chosen = [i for i in draw if tree.depth[i] >= wanted][:count]
+    if len(chosen) < count:  # few members are deep enough: look at every one
+        eligible = [i for i in range(tree.members) if tree.depth[i] >= wanted]
+        chosen = rng.sample(eligible, min(count, len(eligible)))
     return [member_id(i) for i in chosen]
 
 

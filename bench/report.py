@@ -63,6 +63,7 @@ class Results:
     tree: TreeStats
     events: EventCounts
     generate_seconds: float
+    generator_rss: int  # peak RSS of the bench process once the events were written
     subjects: list[Subject]
     deep_offsets: dict[str, int]
     imported: ImportRun
@@ -436,7 +437,8 @@ def _program(results: Results) -> list[str]:
         f"({counts.sales / tree.members:.2f} per member; {counts.enrolment_fees:,} enrolment "
         f"fees, {counts.subscriptions:,} subscription renewals), {counts.refunds:,} refunds: "
         f"{counts.events:,} events, {counts.bytes_written / 1e6:,.1f} MB of NDJSON, "
-        f"generated in {results.generate_seconds:.1f} s",
+        f"generated in {results.generate_seconds:.1f} s (peak RSS of the generating process "
+        f"{_mb(results.generator_rss)})",
         f"* plan: `product` personal {product['personal_rate']} and 10 levels "
         f"{', '.join(product['level_rates'])} (sum "
         f"{sum(float(r) for r in product['level_rates']):.2f}); `enrollment_fee` levels "

@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import random
+import resource
 import secrets
 import shlex
 import shutil
@@ -152,6 +153,7 @@ async def _measure(
     )
     del tree
     generate_seconds = time.perf_counter() - started
+    generator_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     say(
         f"generated {counts.events:,} events ({counts.bytes_written / 1e6:,.0f} MB) "
         f"in {generate_seconds:.1f} s"
@@ -205,6 +207,7 @@ async def _measure(
         tree=stats,
         events=counts,
         generate_seconds=generate_seconds,
+        generator_rss=generator_rss,
         subjects=subjects,
         deep_offsets=deep,
         imported=imported,

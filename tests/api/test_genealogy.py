@@ -385,8 +385,8 @@ async def test_ten_thousand_member_tree_pages_add_up_to_the_team(
     # Depth-first: each member followed by their team (a tree loaded behind the service's
     # back is labelled with recruits in id order).
     children: dict[str, list[str]] = {}
-    for recruit, sponsor in edges[1:]:
-        children.setdefault(str(sponsor), []).append(recruit)
+    for recruit, recruiter in edges[1:]:
+        children.setdefault(str(recruiter), []).append(recruit)
     expected: list[tuple[int, str]] = []
     stack = sorted(children["T0"], reverse=True)
     while stack:
