@@ -193,6 +193,32 @@ _DOWNLINE_PAGE = text(
 )
 
 
+# The same page when only the first few levels are asked for: one ordered range scan per
+# level (ix_members_depth_lo), merged, so a shallow page of a huge team skips nothing.
+_SHALLOW_DOWNLINE_PAGE = text(
+    """
+    SELECT m.member_id, m.sponsor_id, m.enrolled_sponsor_id, m.enrolled_at, m.status, m.name,
+           m.rank, m.created_at, m.updated_at, m.depth, m.depth - r.depth AS level
+    FROM members r
+    CROSS JOIN LATERAL generate_series(1, :max_depth) AS wanted(level)
+    CROSS JOIN LATERAL (
+        SELECT * FROM members m
+        WHERE m.program_id = r.program_id AND m.depth = r.depth + wanted.level
+          AND m.lo > COALESCE((SELECT a.lo FROM members a
+                               WHERE a.program_id = r.program_id AND a.member_id = :after_id
+                                 AND a.lo > r.lo AND a.lo < r.hi), r.lo)
+          AND m.lo < r.hi
+        ORDER BY m.lo
+        LIMIT :limit
+    ) m
+    WHERE r.program_id = :program_id AND r.member_id = :root
+    ORDER BY m.lo
+    LIMIT :limit
+    """
+)
+SHALLOW_LEVELS = 8
+
+
 async def downline_page(
     session: AsyncSession,
     program_id: str,
@@ -204,7 +230,7 @@ async def downline_page(
 ) -> list[RelativeRow]:
     """One page of the team below `root`, depth-first, after the member `after_id`."""
     rows = await session.execute(
-        _DOWNLINE_PAGE,
+        _SHALLOW_DOWNLINE_PAGE if max_depth <= SHALLOW_LEVELS else _DOWNLINE_PAGE,
         {
             "program_id": program_id,
             "root": root,

@@ -393,6 +393,21 @@ async def test_ten_thousand_member_tree_pages_add_up_to_the_team(
         visited = stack.pop()
         expected.append((depth[visited], visited))
         stack.extend(sorted(children.get(visited, []), reverse=True))
+
+    # The first two levels only, paged: the same order, the deeper members left out.
+    shallow: list[tuple[int, str]] = []
+    cursor = None
+    while True:
+        params = {"limit": 50, "max_depth": 2, **({"cursor": cursor} if cursor else {})}
+        page = (
+            await client.get("/v1/members/T0/downline", params=params, headers=program.headers)
+        ).json()
+        shallow += [(m["level"], m["id"]) for m in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert shallow == [(level, member) for level, member in expected if level <= 2]
+    assert len(shallow) > 100
     assert len(seen) == 9_999
     assert len(set(seen)) == 9_999
     assert seen == expected
