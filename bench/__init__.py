@@ -1,0 +1,1 @@
+"""The reproducible benchmark: `python -m bench` (see bench/README.md)."""

@@ -1,8 +1,9 @@
-"""The bare-SQL baseline: the work of one sale, as `service/services/sales.py` record_sale
+"""The bare-SQL baseline: the work of one sale, as `service/services/sales.py` record_sales
 does it, without HTTP, the ORM layer or anything else: in one transaction per sale,
-UPLINE_FOR_SALE, the pure `calculate`, INSERT_SALE, INSERT_LINES and ADD_VOLUME, the very
-statements of `service/db/sales.py`, sent by asyncpg from a pool of as many connections as
-the service has clients."""
+SALE_CONTEXT (plan version, taken id, payable upline), the pure `calculate`, then
+WRITE_SALES (the sale, its lines and its volume), the very statements of
+`service/db/sales.py`, sent by asyncpg from a pool of as many connections as the service
+has clients."""
 
 from __future__ import annotations
 
@@ -25,9 +26,10 @@ from bench.database import connect_options
 from bench.load import new_sale
 from bench.procs import CpuSnapshot, CpuUse
 from bench.stats import Load
-from service.db.sales import ADD_VOLUME, INSERT_LINES, INSERT_SALE, UPLINE_FOR_SALE
+from service.db.sales import SALE_CONTEXT, WRITE_SALES
 from service.domain.calculator import LevelDecision, Participant, SaleFacts, calculate
-from service.domain.plan import Compression, Plan
+from service.domain.plan import Plan
+from service.services.plans import plan_of
 
 
 class Statement:
@@ -45,10 +47,8 @@ class Statement:
         return [values[name] for name in self.names]
 
 
-UPLINE = Statement(UPLINE_FOR_SALE)
-SALE = Statement(INSERT_SALE)
-LINES = Statement(INSERT_LINES)
-VOLUME = Statement(ADD_VOLUME)
+CONTEXT = Statement(SALE_CONTEXT)
+WRITE = Statement(WRITE_SALES)
 
 
 def _money(value: Decimal) -> str:
@@ -76,28 +76,30 @@ class BareSql:
         self._pools: dict[int, Any] = {}
 
     async def record(self, connection: Any, sale: dict[str, Any]) -> None:
-        """One sale and its lines, in one transaction."""
-        program_id, plan = self.program_id, self.plan
+        """One sale and its lines, in one transaction: one read, the calculation, one write."""
+        program_id = self.program_id
         at = datetime.fromisoformat(sale["occurred_at"].replace("Z", "+00:00"))
         amount = Decimal(sale["amount"])
-        rates = plan.rates_for("product")
-        activity = plan.activity
         async with connection.transaction():
-            rows = await connection.fetch(
-                UPLINE.sql,
-                *UPLINE.args(
+            context = await connection.fetchrow(
+                CONTEXT.sql,
+                *CONTEXT.args(
                     {
                         "program_id": program_id,
-                        "seller_id": sale["member_id"],
-                        "at": at,
-                        "depth": rates.depth if rates is not None else 0,
-                        "dynamic": plan.compression is Compression.DYNAMIC,
-                        "window_start": None,
-                        "min_volume": activity.min_personal_volume if activity else None,
+                        "sale_ids": [sale["id"]],
+                        "seller_ids": [sale["member_id"]],
+                        "categories": ["product"],
+                        "ats": [at],
                     }
                 ),
             )
-            people = [Participant(r["member_id"], r["status"], r["personal_volume"]) for r in rows]
+            plan = plan_of(program_id, context["version"], context["body"], sale["currency"])
+            people = [
+                Participant(m, s, v)
+                for m, s, v in zip(
+                    context["members"], context["statuses"], context["volumes"], strict=True
+                )
+            ]
             calculation = calculate(
                 plan,
                 SaleFacts(sale["id"], sale["member_id"], amount, "product", sale["currency"]),
@@ -121,63 +123,41 @@ class BareSql:
                 ).encode()
             ).hexdigest()
             period = at.strftime("%Y-%m")
-            common = {
-                "program_id": program_id,
-                "sale_id": sale["id"],
-                "period": period,
-                "plan_version": self.plan_version,
-            }
-            inserted = await connection.fetchrow(
-                SALE.sql,
-                *SALE.args(
-                    {
-                        **common,
-                        "member_id": sale["member_id"],
-                        "amount": amount,
-                        "volume": amount,
-                        "currency": sale["currency"],
-                        "category": "product",
-                        "subscription_id": None,
-                        "customer": "retail",
-                        "occurred_at": at,
-                        "fingerprint": fingerprint,
-                        "decisions": json.dumps([_decision(d) for d in calculation.decisions]),
-                    }
-                ),
-            )
-            if inserted is None:
-                raise RuntimeError(f"sale {sale['id']} exists")
             lines = calculation.lines
-            await connection.fetch(
-                LINES.sql,
-                *LINES.args(
-                    {
-                        **common,
-                        "refund_id": None,
-                        "source_member_id": sale["member_id"],
-                        "earners": [line.earner_id for line in lines],
-                        "kinds": [line.kind.value for line in lines],
-                        "levels": [line.level for line in lines],
-                        "paid_levels": [line.paid_level for line in lines],
-                        "rates": [line.rate for line in lines],
-                        "bases": [line.base for line in lines],
-                        "amounts": [line.amount for line in lines],
-                    }
-                ),
-            )
-            await connection.execute(
-                VOLUME.sql,
-                *VOLUME.args(
+            written = await connection.fetch(
+                WRITE.sql,
+                *WRITE.args(
                     {
                         "program_id": program_id,
-                        "member_id": sale["member_id"],
-                        "period": period,
-                        "volume": amount,
-                        "residual_volume": Decimal(0),
-                        "sales": 1,
+                        "sale_ids": [sale["id"]],
+                        "member_ids": [sale["member_id"]],
+                        "amounts": [amount],
+                        "volumes": [amount],
+                        "currencies": [sale["currency"]],
+                        "categories": ["product"],
+                        "subscription_ids": [None],
+                        "customers": ["retail"],
+                        "occurred_ats": [at],
+                        "periods": [period],
+                        "plan_versions": [context["version"]],
+                        "fingerprints": [fingerprint],
+                        "decisions": [json.dumps([_decision(d) for d in calculation.decisions])],
+                        "line_sale_ids": [sale["id"]] * len(lines),
+                        "line_earners": [line.earner_id for line in lines],
+                        "line_sources": [sale["member_id"]] * len(lines),
+                        "line_kinds": [line.kind.value for line in lines],
+                        "line_levels": [line.level for line in lines],
+                        "line_paid_levels": [line.paid_level for line in lines],
+                        "line_rates": [line.rate for line in lines],
+                        "line_bases": [line.base for line in lines],
+                        "line_amounts": [line.amount for line in lines],
+                        "line_periods": [period] * len(lines),
+                        "line_plan_versions": [context["version"]] * len(lines),
                     }
                 ),
             )
+            if not written:
+                raise RuntimeError(f"sale {sale['id']} exists")
 
     async def close(self) -> None:
         for pool in self._pools.values():

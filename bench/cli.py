@@ -6,6 +6,8 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.client import CLIENTS
+
 BENCH = Path(__file__).resolve().parent
 
 
@@ -23,6 +25,7 @@ class Options:
     read_calls: int
     team: int
     seed: int
+    client: str
     import_batch_size: int | None
     output: Path
     workdir: Path
@@ -88,6 +91,12 @@ def parse(argv: list[str]) -> Options:
     )
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument(
+        "--client",
+        choices=CLIENTS,
+        default="raw",
+        help="HTTP client of the timed loads: a minimal HTTP/1.1 one (raw) or httpx",
+    )
+    parser.add_argument(
         "--import-batch-size", type=_positive, default=None, help="passed to `import`"
     )
     parser.add_argument("--output", type=Path, default=BENCH / "RESULTS.md")
@@ -117,6 +126,7 @@ def parse(argv: list[str]) -> Options:
         read_calls=args.read_calls,
         team=args.team or max(1, min(10_000, args.members // 10)),
         seed=args.seed,
+        client=args.client,
         import_batch_size=args.import_batch_size,
         output=args.output,
         workdir=args.workdir,

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import random
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
+from bench.client import Connection, HttpError, connection
 from bench.generate import CURRENCY, PRICE_WEIGHTS, PRICES, Subject
 from bench.procs import CpuSnapshot, CpuUse
 from bench.stats import Load, Reads
@@ -50,25 +52,21 @@ class _Tally:
             self.first_error = detail[:300]
 
 
-def _client(base_url: str, key: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=base_url,
-        headers={"Authorization": f"Bearer {key}"},
-        timeout=TIMEOUT,
-        limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-    )
-
-
 @asynccontextmanager
-async def connected(base_url: str, key: str, count: int) -> AsyncIterator[list[httpx.AsyncClient]]:
-    """`count` clients, each with its connection open (made before any clock starts)."""
-    async with AsyncExitStack() as stack:
-        pool = [await stack.enter_async_context(_client(base_url, key)) for _ in range(count)]
-        await asyncio.gather(*(client.get("/healthz") for client in pool))
+async def connected(
+    kind: str, base_url: str, key: str, count: int
+) -> AsyncIterator[list[Connection]]:
+    """`count` connections, each opened (by a first request) before any clock starts."""
+    pool = [connection(kind, base_url, key) for _ in range(count)]
+    try:
+        await asyncio.gather(*(c.request("GET", "/healthz") for c in pool))
         yield pool
+    finally:
+        await asyncio.gather(*(c.close() for c in pool))
 
 
 async def single_sales(
+    kind: str,
     base_url: str,
     key: str,
     sellers: list[str],
@@ -83,21 +81,21 @@ async def single_sales(
     numbers = itertools.count()
     tally = _Tally(latencies=[])
 
-    async def worker(index: int, client: httpx.AsyncClient) -> None:
+    async def worker(index: int, client: Connection) -> None:
         rng = random.Random(f"{tag}-{index}")
         while (number := next(numbers)) < count:
             body = new_sale(f"{tag}-{number}", rng.choice(sellers), rng)
             started = time.perf_counter()
             try:
-                response = await client.post("/v1/sales", json=body)
-            except httpx.HTTPError as error:
-                tally.fail(f"{type(error).__name__}: {error}")
+                status, answer = await client.request("POST", "/v1/sales", body)
+            except HttpError as error:
+                tally.fail(str(error))
                 continue
             tally.latencies.append(time.perf_counter() - started)
-            if response.status_code != 201:
-                tally.fail(f"{response.status_code} {response.text}")
+            if status != 201:
+                tally.fail(f"{status} {answer.decode(errors='replace')}")
 
-    async with connected(base_url, key, clients) as pool:
+    async with connected(kind, base_url, key, clients) as pool:
         before = cpu()
         started = time.perf_counter()
         await asyncio.gather(*(worker(i, client) for i, client in enumerate(pool)))
@@ -109,6 +107,7 @@ async def single_sales(
 
 
 async def event_batches(
+    kind: str,
     base_url: str,
     key: str,
     sellers: list[str],
@@ -127,7 +126,7 @@ async def event_batches(
     tally = _Tally(latencies=[])
     applied = 0
 
-    async def sender(index: int, client: httpx.AsyncClient) -> None:
+    async def sender(index: int, client: Connection) -> None:
         nonlocal applied
         own = sellers[index::clients] or sellers
         rng = random.Random(f"{tag}-{index}")
@@ -145,21 +144,21 @@ async def event_batches(
                 )
             started = time.perf_counter()
             try:
-                response = await client.post("/v1/events", json={"events": events})
-            except httpx.HTTPError as error:
-                tally.fail(f"{type(error).__name__}: {error}")
+                status, answer = await client.request("POST", "/v1/events", {"events": events})
+            except HttpError as error:
+                tally.fail(str(error))
                 continue
             tally.latencies.append(time.perf_counter() - started)
-            if response.status_code != 200:
-                tally.fail(f"{response.status_code} {response.text}")
+            if status != 200:
+                tally.fail(f"{status} {answer.decode(errors='replace')}")
                 continue
-            for result in response.json()["results"]:
+            for result in json.loads(answer)["results"]:
                 if result.get("status") == 201:
                     applied += 1
                 else:
                     tally.fail(f"event {result}")
 
-    async with connected(base_url, key, clients) as pool:
+    async with connected(kind, base_url, key, clients) as pool:
         before = cpu()
         started = time.perf_counter()
         await asyncio.gather(*(sender(i, client) for i, client in enumerate(pool)))
@@ -190,9 +189,9 @@ def read_path(endpoint: str, member: str, deep_cursor: str | None) -> str | None
 
 
 async def deep_cursor(client: httpx.AsyncClient, subject: Subject) -> tuple[str | None, int]:
-    """A cursor that starts a page about half-way into the member's team (by level, then id),
-    at most `DEEP_OFFSET_MAX` members in, found by walking the pages once (untimed); and the
-    offset it starts at. None for a team of at most two pages."""
+    """A cursor that starts a page about half-way into the member's team (in the list's own
+    order), at most `DEEP_OFFSET_MAX` members in, found by walking the pages once (untimed);
+    and the offset it starts at. None for a team of at most two pages."""
     if subject.below <= 2 * PAGE:
         return None, 0
     target = min(subject.below // 2, DEEP_OFFSET_MAX)
@@ -214,7 +213,7 @@ async def deep_cursor(client: httpx.AsyncClient, subject: Subject) -> tuple[str 
 
 
 async def timed_reads(
-    client: httpx.AsyncClient,
+    client: Connection,
     path: str,
     *,
     calls: int,
@@ -224,21 +223,24 @@ async def timed_reads(
     """`warmup` untimed calls, then `calls` timed ones, one after the other."""
     tally = _Tally(latencies=[])
     for _ in range(warmup):
-        await client.get(path)
+        await client.request("GET", path)
     before = cpu()
     for _ in range(calls):
         started = time.perf_counter()
         try:
-            response = await client.get(path)
-        except httpx.HTTPError as error:
-            tally.fail(f"{type(error).__name__}: {error}")
+            status, answer = await client.request("GET", path)
+        except HttpError as error:
+            tally.fail(str(error))
             continue
         tally.latencies.append(time.perf_counter() - started)
-        if response.status_code != 200:
-            tally.fail(f"{response.status_code} {response.text}")
+        if status != 200:
+            tally.fail(f"{status} {answer.decode(errors='replace')}")
     use = CpuUse.between(before, cpu())
     return Reads(tally.latencies, tally.errors, tally.first_error, use)
 
 
-def reader(base_url: str, key: str) -> httpx.AsyncClient:
-    return _client(base_url, key)
+def walker(base_url: str, key: str) -> httpx.AsyncClient:
+    """An httpx client for the untimed calls (finding deep cursors)."""
+    return httpx.AsyncClient(
+        base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=TIMEOUT
+    )

@@ -9,11 +9,12 @@ from typing import Any
 
 from bench.cli import Options
 from bench.generate import EventCounts, Subject, TreeStats
-from bench.load import DEEP_OFFSET_MAX, ENDPOINTS, PAGE, READ_PERIOD
+from bench.load import DEEP_OFFSET_MAX, ENDPOINTS, PAGE, READ_PERIOD, read_path
 from bench.procs import CpuUse
 from bench.stats import Load, Reads, median
 
 MB = 1024 * 1024
+OTHER = "other processes"
 
 
 @dataclass(frozen=True)
@@ -134,34 +135,42 @@ def _parties(use: CpuUse) -> list[tuple[str, float]]:
     known = [(name, seconds) for name, seconds in parties if seconds is not None]
     other = use.machine_busy - sum(seconds for _, seconds in known)
     if other > 0.05 * use.wall:  # the machine is shared: whatever else ran meanwhile
-        known.append(("other processes", other))
+        known.append((OTHER, other))
     return known
 
 
 def limit(use: CpuUse, units: int, unit: str) -> str:
     """A reading of the CPU figures: what the time went to."""
-    parties = sorted(_parties(use), key=lambda party: -party[1])
-    if not parties or use.wall <= 0:
-        return "no CPU figures (PostgreSQL not on this machine?)"
-    name, seconds = parties[0]
+    parties = _parties(use)
+    ours = sorted((p for p in parties if p[0] != OTHER), key=lambda party: -party[1])
+    if not ours or use.wall <= 0:
+        return "no CPU figures"
+    other = dict(parties).get(OTHER, 0.0) / use.wall
+    shared = f", {other:.1f} cores of it by other processes" if other >= 0.2 else ""
+    name, seconds = ours[0]
     busy = use.machine_busy / (use.wall * use.cores)
     of_core = seconds / use.wall
-    used = sum(s for _, s in parties)
     per = f"{seconds * 1000 / max(units, 1):.2f} ms CPU per {unit}"
+    pair = sum(s for _, s in ours[:2]) / use.wall
     if busy >= 0.85:
         verdict = (
-            f"the {use.cores} cores are saturated ({busy:.0%} busy); {name} uses the most "
-            f"({per}, {seconds / used:.0%} of the CPU used)"
+            f"the {use.cores} cores are saturated ({busy:.0%} busy{shared}); of this run's "
+            f"processes {name} uses the most ({per})"
         )
     elif of_core >= 0.80:
         verdict = (
             f"{name} is bound to one core ({of_core:.0%} of a core, {per}) while the machine "
-            f"is {busy:.0%} busy: one process cannot use the other core"
+            f"is {busy:.0%} busy{shared}: one process cannot use the other core"
+        )
+    elif pair >= 0.80:
+        verdict = (
+            f"{name} and {ours[1][0]} take turns: together {pair:.0%} of one core while the "
+            f"machine is {busy:.0%} busy{shared}: the work is serial, one round trip at a time"
         )
     else:
         verdict = (
             f"no process is CPU-bound ({name} {of_core:.0%} of a core, machine {busy:.0%} "
-            "busy): the time goes to waiting (round trips, locks, I/O)"
+            f"busy{shared}): the time goes to waiting (round trips, locks, I/O)"
         )
     return f"{verdict}. {cpu_per_unit(use, units, unit)}"
 
@@ -394,6 +403,24 @@ def render(results: Results) -> str:
     return "\n".join(out) + "\n"
 
 
+def _others(results: Results) -> str:
+    """How much CPU processes outside the benchmark used while it measured."""
+    runs: list[Load | Reads] = [*results.batches]
+    for clients in results.options.clients:
+        runs += results.single[clients] + results.bare[clients]
+    for reads in results.reads.values():
+        runs += reads
+    use = results.imported.cpu
+    for run in runs:
+        use = use.combine(run.cpu)
+    other = dict(_parties(use)).get(OTHER, 0.0) / use.wall if use.wall > 0 else 0.0
+    return (
+        f"* while it measured, processes outside the benchmark used on average {other:.2f} of "
+        f"the {use.cores} cores (the machine is shared; per measurement below as "
+        '"other processes")'
+    )
+
+
 def _head(results: Results) -> list[str]:
     machine = results.machine
     return [
@@ -410,6 +437,7 @@ def _head(results: Results) -> list[str]:
         "service and the load generator: all three share the cores",
         f"* Python {machine.python}; the service runs as `python -m service serve` "
         "(one uvicorn process, default settings)",
+        _others(results),
         "",
     ]
 
@@ -540,7 +568,8 @@ def _details(results: Results) -> list[str]:
         "",
         "(For batches p50 and p99 are per batch. DB sessions opened: new connections to "
         "PostgreSQL during the runs, from `pg_stat_database.sessions`; a pool that keeps its "
-        "connections opens none.)",
+        "connections opens none. For bare SQL the load generator is the application itself: "
+        "asyncpg and `calculate`.)",
         "",
     ]
     failures = [
@@ -605,6 +634,12 @@ def _details(results: Results) -> list[str]:
 
 def _method(results: Results) -> list[str]:
     top = max(results.options.clients)
+    client = (
+        "a minimal HTTP/1.1 client on asyncio streams, `--client raw`: httpx costs about "
+        "1.2 ms of CPU a request, which on shared cores would be charged to the service"
+        if results.options.client == "raw"
+        else "httpx, `--client httpx`"
+    )
     return [
         "## Method",
         "",
@@ -614,15 +649,22 @@ def _method(results: Results) -> list[str]:
         "importer's read position in the file (polled), its memory from polling its RSS "
         "(with children) every 0.1 s.",
         "* The service runs as `python -m service serve` on the same server, idle during the "
-        "import. Ingest: each client has its own keep-alive connection (httpx) and posts its "
-        "next sale as soon as the last is answered; throughput is sales over wall time, p50 "
-        "and p99 over every request of the run.",
-        "* Bare SQL: the statements of `service/db/sales.py` (UPLINE_FOR_SALE, INSERT_SALE, "
-        "INSERT_LINES, ADD_VOLUME) with `service.domain.calculator.calculate` in between, "
+        f"import. Ingest: each client has its own keep-alive connection ({client}) and posts "
+        "its next sale as soon as the last is answered; throughput is sales over wall time, "
+        "p50 and p99 over every request of the run (connections are opened before the clock "
+        "starts).",
+        "* Bare SQL: the statements of `service/db/sales.py` (SALE_CONTEXT, then WRITE_SALES) "
+        "with `service.domain.calculator.calculate` in between, "
         "one transaction per sale, from an asyncpg pool of as many connections as clients, "
         f"on the same sellers; the goal compares both at {top} clients.",
-        "* Reads: one client calls each endpoint for each read subject; the CPU figures are "
-        "each process's CPU time (psutil; PostgreSQL = the postmaster and all its backends) "
-        "over the measurement divided by the work done.",
+        "* Reads: one client calls each endpoint for each read subject, one call after the "
+        "other: "
+        + "; ".join(
+            f"{endpoint} `GET {read_path(endpoint, '{id}', '{cursor}')}`" for endpoint in ENDPOINTS
+        )
+        + ".",
+        "* CPU figures: each process's CPU time (psutil; PostgreSQL = the postmaster and all "
+        "its backends; other processes = the machine's busy time minus those) over the "
+        "measurement, divided by the work done.",
         "",
     ]

@@ -14,7 +14,7 @@ import shlex
 import shutil
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -92,14 +92,12 @@ def main(options: Options, argv: list[str]) -> int:
     return 0
 
 
-def _run_async(coroutine: Any) -> Results:
+def _run_async(coroutine: Coroutine[Any, Any, Results]) -> Results:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvicorn[standard] brings it
-        result: Results = asyncio.run(coroutine)
-        return result
-    outcome: Results = uvloop.run(coroutine)
-    return outcome
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)
 
 
 def _machine(postgres: str, server_kind: str) -> Machine:
@@ -272,7 +270,7 @@ async def _with_service(
 
     async def http(count: int, clients: int, tag: str) -> Load:
         return await load.single_sales(
-            base_url, key, sellers, count=count, clients=clients, tag=tag, cpu=cpu
+            options.client, base_url, key, sellers, count=count, clients=clients, tag=tag, cpu=cpu
         )
 
     async def sql(count: int, clients: int, tag: str) -> Load:
@@ -280,6 +278,7 @@ async def _with_service(
 
     async def events(count: int, clients: int, tag: str) -> Load:
         return await load.event_batches(
+            options.client,
             base_url,
             key,
             sellers,
@@ -290,7 +289,11 @@ async def _with_service(
             cpu=cpu,
         )
 
-    async with Monitor(env["DATABASE_URL"]) as monitor, load.reader(base_url, key) as client:
+    async with (
+        Monitor(env["DATABASE_URL"]) as monitor,
+        load.walker(base_url, key) as walker,
+        load.connected(options.client, base_url, key, 1) as (client,),
+    ):
 
         async def counted(work: Awaitable[Load]) -> Load:
             """The run, with the database sessions opened meanwhile."""
@@ -310,7 +313,7 @@ async def _with_service(
             await events(1, 1, "WB")
             for subject in subjects:
                 cursors[subject.label], deep[subject.label] = await load.deep_cursor(
-                    client, subject
+                    walker, subject
                 )
             for run in range(1, options.repeat + 1):
                 for clients in options.clients:
@@ -367,7 +370,11 @@ def _import(
             env, events_path, program_id, out, err, options.import_batch_size
         )
         watched = sampler.watch("import", process.pid, read_file=events_path)
-        code = process.wait()
+        try:
+            code = process.wait()
+        except BaseException:  # interrupted: do not leave the import running
+            commands.stop(process)
+            raise
         ended = time.monotonic()
         use = CpuUse.between(before, cpu())
         out.seek(0)

@@ -23,4 +23,4 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", validation_alias="COMMISSIONS_LOG_LEVEL")
     log_json: bool = Field(default=True, validation_alias="COMMISSIONS_LOG_JSON")
     max_body_bytes: int = Field(default=4 * 1024 * 1024, validation_alias="COMMISSIONS_MAX_BODY")
-    db_pool_size: int = Field(default=10, validation_alias="COMMISSIONS_DB_POOL_SIZE")
+    db_pool_size: int = Field(default=24, validation_alias="COMMISSIONS_DB_POOL_SIZE")

@@ -73,7 +73,7 @@ async def database_url(server_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(database_url, pool_size=5)
+    engine = make_engine(database_url, pool_size=10)
     await migrate(engine)
     yield engine
     await engine.dispose()

@@ -26,10 +26,12 @@ def asyncpg_url(url: str) -> str:
 
 
 def make_engine(url: str, *, pool_size: int = 10, **options: Any) -> AsyncEngine:
+    # No overflow: connections beyond the pool would be opened and closed per request, and
+    # a PostgreSQL backend is expensive to start; past the pool, requests queue instead.
     return create_async_engine(
         asyncpg_url(url),
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=0,
         pool_pre_ping=False,
         **options,
     )

@@ -143,35 +143,6 @@ async def find_applied_keys(
     return {r.request_key: AppliedRequest(**r._mapping) for r in rows}
 
 
-async def remember(
-    session: AsyncSession,
-    program_id: str,
-    scope: str,
-    key: str,
-    *,
-    fingerprint: str,
-    status: int,
-    response: dict[str, Any],
-) -> None:
-    await session.execute(
-        text(
-            """
-            INSERT INTO applied_requests
-                (program_id, scope, request_key, fingerprint, status, response)
-            VALUES (:program_id, :scope, :key, :fingerprint, :status, CAST(:response AS jsonb))
-            """
-        ),
-        {
-            "program_id": program_id,
-            "scope": scope,
-            "key": key,
-            "fingerprint": fingerprint,
-            "status": status,
-            "response": json.dumps(response, separators=(",", ":")),
-        },
-    )
-
-
 async def insert_secret(
     session: AsyncSession, program_id: str, *, secret_id: str, secret: str
 ) -> SecretRow:

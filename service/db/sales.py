@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -106,83 +105,6 @@ def _line(mapping: Any) -> LineRow:
     return LineRow(**{c.name: mapping[c.name] for c in _LINE_COLUMNS})
 
 
-# Walks up from the seller as far as the plan can pay, and no further. Without compression
-# that is `depth` levels (plus the first member beyond, to show why it was not paid). With
-# dynamic compression unqualified members do not use up a level, so the walk goes on until
-# `depth` qualified members are found (plus the next one). "Qualified" here mirrors the
-# domain rule (service/domain/calculator.py): status active and, when the plan has an
-# activity rule, at least :min_volume of net personal volume in [window_start, at).
-UPLINE_FOR_SALE = text(
-    """
-    WITH RECURSIVE up(member_id, sponsor_id, status, level, personal_volume, qualified,
-                      qualified_so_far) AS (
-        SELECT m.member_id, m.sponsor_id, m.status, 0, CAST(0 AS numeric), false, 0
-        FROM members m
-        WHERE m.program_id = :program_id AND m.member_id = :seller_id
-      UNION ALL
-        SELECT s.member_id, s.sponsor_id, s.status, up.level + 1, w.volume, q.ok,
-               up.qualified_so_far + q.ok::int
-        FROM up
-        JOIN members s ON s.program_id = :program_id AND s.member_id = up.sponsor_id
-        CROSS JOIN LATERAL (
-            SELECT CASE WHEN CAST(:window_start AS timestamptz) IS NULL THEN CAST(0 AS numeric)
-            ELSE COALESCE((
-                    SELECT sum(x.volume) FROM sales x
-                    WHERE x.program_id = :program_id AND x.member_id = s.member_id
-                      AND x.occurred_at >= :window_start AND x.occurred_at < :at), 0)
-                 - COALESCE((
-                    SELECT sum(r.volume) FROM refunds r
-                    WHERE r.program_id = :program_id AND r.member_id = s.member_id
-                      AND r.occurred_at >= :window_start AND r.occurred_at < :at), 0)
-            END AS volume
-        ) w
-        CROSS JOIN LATERAL (
-            SELECT s.status = 'active'
-                   AND (CAST(:min_volume AS numeric) IS NULL OR w.volume >= :min_volume) AS ok
-        ) q
-        WHERE CASE WHEN :dynamic THEN up.qualified_so_far - up.qualified::int < :depth
-                   ELSE up.level <= :depth END
-    )
-    SELECT member_id, status, level, personal_volume FROM up ORDER BY level
-    """
-)
-
-
-async def upline_for_sale(
-    session: AsyncSession,
-    program_id: str,
-    *,
-    seller_id: str,
-    at: datetime,
-    depth: int,
-    dynamic: bool,
-    window_start: datetime | None,
-    min_volume: Decimal | None,
-) -> list[UplineEntry]:
-    """The seller (level 0) and as much of their upline as the plan can pay, in one query."""
-    rows = await session.execute(
-        UPLINE_FOR_SALE,
-        {
-            "program_id": program_id,
-            "seller_id": seller_id,
-            "at": at,
-            "depth": depth,
-            "dynamic": dynamic,
-            "window_start": window_start,
-            "min_volume": min_volume,
-        },
-    )
-    return [
-        UplineEntry(
-            member_id=r.member_id,
-            status=r.status,
-            level=r.level,
-            personal_volume=r.personal_volume,
-        )
-        for r in rows
-    ]
-
-
 async def get_sale(
     session: AsyncSession, program_id: str, sale_id: str, *, for_update: bool = False
 ) -> SaleRow | None:
@@ -193,29 +115,6 @@ async def get_sale(
         statement = statement.with_for_update()
     row = (await session.execute(statement)).one_or_none()
     return _sale(row._mapping) if row is not None else None
-
-
-INSERT_SALE = text(
-    """
-    INSERT INTO sales (program_id, sale_id, member_id, amount, volume, currency,
-                       category, subscription_id, customer, occurred_at, period,
-                       plan_version, fingerprint, decisions)
-    VALUES (:program_id, :sale_id, :member_id, :amount, :volume, :currency, :category,
-            :subscription_id, :customer, :occurred_at, :period, :plan_version,
-            :fingerprint, CAST(:decisions AS jsonb))
-    ON CONFLICT (program_id, sale_id) DO NOTHING
-    RETURNING sale_id
-    """
-)
-
-
-async def insert_sale(session: AsyncSession, program_id: str, values: dict[str, Any]) -> bool:
-    """Insert the sale; False when its id is taken (by an earlier or concurrent insert)."""
-    result = await session.execute(
-        INSERT_SALE,
-        {**values, "program_id": program_id, "decisions": json.dumps(values["decisions"])},
-    )
-    return result.one_or_none() is not None
 
 
 INSERT_LINES = text(
@@ -397,8 +296,13 @@ class SaleContext:
 
 # Every sale of a batch (one sale for a REST call) in one round trip: the plan version in
 # force at each sale, whether its id is taken, and its seller's upline, walked only as far as
-# that plan can pay (see UPLINE_FOR_SALE: the same walk, with the plan's depth, compression
-# and activity rule read from the version's JSON here).
+# that plan can pay. Without compression that is the plan's depth for the sale's category
+# (plus the first member beyond, to show why it was not paid); with dynamic compression
+# unqualified members do not use up a level, so the walk goes on until `depth` qualified
+# members are found (plus the next one). "Qualified" mirrors the domain rule
+# (service/domain/calculator.py): status active and, with an activity rule, at least its
+# volume of net personal sales in [at - window, at). Depth, compression and the activity
+# rule are read from the version's JSON.
 SALE_CONTEXT = text(
     """
     WITH RECURSIVE

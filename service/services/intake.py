@@ -15,7 +15,7 @@ from standardwebhooks.webhooks import Webhook
 
 from service.db import intake as intake_sql
 from service.db.intake import AppliedRequest, SecretRow
-from service.errors import EventConflict, IdempotencyConflict, SecretNotFound, ServiceError
+from service.errors import EventConflict, IdempotencyConflict, SecretNotFound
 
 EVENT = "event"
 HTTP = "http"
@@ -71,18 +71,6 @@ def replay(found: AppliedRequest, scope: str, key: str, request_fingerprint: str
             raise EventConflict(f"event {key!r} was applied with a different body")
         raise IdempotencyConflict(f"Idempotency-Key {key!r} was used for another request")
     return Outcome(status=found.status, body=found.response, duplicate=True)
-
-
-async def refusal_of(
-    session: AsyncSession, apply: Callable[[], Awaitable[Outcome]]
-) -> Outcome | ServiceError:
-    """Run `apply` in a savepoint: its outcome, or the refusal it raised (with nothing of it
-    written), so one refused event in a batch does not undo the others."""
-    try:
-        async with session.begin_nested():
-            return await apply()
-    except ServiceError as error:
-        return error
 
 
 def new_secret() -> tuple[str, str]:
