@@ -3,8 +3,10 @@
 Each member holds two labels, `lo` when a depth-first walk enters them and `hi` when it
 leaves, so member D is in the downline of member M exactly when M.lo < D.lo < M.hi. The
 labels are sparse integers in (0, MAX_LABEL): a new member takes two free labels just before
-its sponsor's `hi`, and when none are free a window around that point is relabelled evenly
-(an order-maintenance list), so enrolments stay cheap and subtree reads become range scans.
+its sponsor's `hi`, and when none are free the smallest sparse-enough window around that
+point is relabelled (an order-maintenance list, in service/db/labels.py), its labels pushed
+to its two ends so that a wide gap opens where the next members will go. Enrolments stay
+cheap and subtree reads become range scans.
 """
 
 from __future__ import annotations
@@ -28,21 +30,6 @@ def split(previous: int, upper: int) -> tuple[int, int] | None:
     if distance < 3:
         return None
     return previous + distance // 3, previous + (2 * distance) // 3
-
-
-def window(around: int, exponent: int) -> tuple[int, int]:
-    """The window of 2**exponent labels centred on `around`, inside (0, MAX_LABEL)."""
-    size = 2**exponent
-    low = max(1, around - size // 2)
-    high = min(MAX_LABEL - 1, low + size)
-    return low, high
-
-
-def roomy(window_low: int, window_high: int, labels: int, exponent: int) -> bool:
-    """Whether a window may hold its labels and the ones asked for, evenly spread."""
-    if window_low <= 1 and window_high >= MAX_LABEL - 1:
-        return True
-    return labels * GROWTH**exponent <= window_high - window_low
 
 
 def assign(preorder: Iterable[tuple[str, int]]) -> Iterator[tuple[str, int, int, int]]:

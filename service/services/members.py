@@ -226,12 +226,16 @@ class _Placer:
         labels = split(parent.last, parent.hi)
         if labels is None:
             await flush()
-            first, step = await labels_sql.make_room(
+            gap_low, gap_high = await labels_sql.make_room(
                 self.session, self.program_id, before=parent.hi, room=2
             )
-            self.slots.clear()  # the relabelling moved labels; read them again
+            # The relabelling moved labels: read again those of the slots seen so far.
+            seen = [key for key in self.slots if key is not None]
+            self.slots.clear()
+            await self.prefetch(seen)
             parent = await self.slot(sponsor_id)
-            labels = (first, first + step)
+            labels = split(gap_low, gap_high)
+            assert labels is not None  # the gap holds at least `room` labels
         lo, hi = labels
         parent.last = hi
         self.slots[member_id] = labels_sql.Slot(lo=lo, hi=hi, depth=parent.depth + 1, last=lo)

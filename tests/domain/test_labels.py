@@ -5,7 +5,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.domain.labels import MAX_LABEL, assign, roomy, split, window
+from service.domain.labels import MAX_LABEL, assign, split
 
 
 def _forest(parents: list[int | None]) -> list[tuple[str, int]]:
@@ -47,18 +47,6 @@ def test_split_takes_the_middle_third() -> None:
     assert split(10, 40) == (20, 30)
     assert split(10, 13) == (11, 12)
     assert split(10, 12) is None
-
-
-def test_windows_stay_inside_the_range_and_grow() -> None:
-    assert window(5, 4) == (1, 17)
-    # near the top the window is cut at the range's end
-    assert window(MAX_LABEL - 2, 10) == (MAX_LABEL - 514, MAX_LABEL - 1)
-    low, high = window(1_000_000, 10)
-    assert (low, high) == (1_000_000 - 512, 1_000_000 + 512)
-    assert roomy(1, MAX_LABEL - 1, 10**12, 62)
-    # 2**10 = 1024 labels of room; 1.5**10 = 57.7: at most 17 labels may stay there
-    assert roomy(0, 1024, 17, 10)
-    assert not roomy(0, 1024, 18, 10)
 
 
 def test_assign_of_a_chain_is_nested_all_the_way() -> None:
