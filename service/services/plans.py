@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.db import plans as plan_sql
 from service.db.plans import PlanVersionRow
 from service.domain.plan import Plan, PlanError, parse_plan, plan_to_json
-from service.errors import InvalidPlan, NoPlanInForce, PlanVersionNotFound
+from service.errors import InvalidPlan, PlanVersionNotFound
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,19 +85,10 @@ async def add_version(
     return _version(program_id, row, currency), True
 
 
-async def in_force(
-    session: AsyncSession, program_id: str, currency: str, at: datetime
-) -> PlanVersion:
-    row = await plan_sql.version_in_force(session, program_id, at)
-    if row is None:
-        raise NoPlanInForce(f"no plan version is in force at {at.isoformat()}")
-    return _version(program_id, row, currency)
-
-
 async def in_force_for_reading(
     session: AsyncSession, program_id: str, currency: str, at: datetime
 ) -> PlanVersion:
-    """Like `in_force`, for a reader asking: no version there is a 404, not a refusal."""
+    """The version in force at `at`, for a reader: none there is a 404."""
     row = await plan_sql.version_in_force(session, program_id, at)
     if row is None:
         raise PlanVersionNotFound(f"no plan version is in force at {at.isoformat()}")
