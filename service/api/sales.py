@@ -115,15 +115,7 @@ class LineOut(BaseModel):
 
     @classmethod
     def of(cls, line: LineRow, currency: str) -> LineOut:
-        return cls(
-            earner_id=line.earner_id,
-            kind=line.kind,
-            level=line.level,
-            paid_level=line.paid_level,
-            rate=format_rate(line.rate),
-            base=format_money(line.base, currency),
-            amount=format_money(line.amount, currency),
-        )
+        return cls.model_validate(line_json(line, currency))
 
 
 class SaleOut(BaseModel):
@@ -142,21 +134,7 @@ class SaleOut(BaseModel):
 
     @classmethod
     def of(cls, sale: SaleRow) -> SaleOut:
-        currency = sale.currency
-        return cls(
-            id=sale.sale_id,
-            member_id=sale.member_id,
-            amount=format_money(sale.amount, currency),
-            currency=currency,
-            volume=format_money(sale.volume, currency),
-            category=sale.category,
-            subscription_id=sale.subscription_id,
-            customer=sale.customer,
-            occurred_at=sale.occurred_at,
-            period=sale.period,
-            refunded=format_money(sale.refunded, currency),
-            plan_version=sale.plan_version,
-        )
+        return cls.model_validate(sale_json(sale))
 
 
 class SaleWithLines(BaseModel):

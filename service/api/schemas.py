@@ -68,15 +68,7 @@ class Member(BaseModel):
 
     @classmethod
     def of(cls, row: MemberRow) -> Member:
-        return cls(
-            id=row.member_id,
-            sponsor_id=row.sponsor_id,
-            enrolled_at=row.enrolled_at,
-            status=row.status,
-            name=row.name,
-            rank=row.rank,
-            updated_at=row.updated_at,
-        )
+        return cls.model_validate(member_json(row))
 
 
 def instant(value: datetime) -> str:
