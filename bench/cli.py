@@ -27,6 +27,7 @@ class Options:
     seed: int
     client: str
     import_batch_size: int | None
+    workers: int
     output: Path
     workdir: Path
     keep: bool
@@ -99,6 +100,12 @@ def parse(argv: list[str]) -> Options:
     parser.add_argument(
         "--import-batch-size", type=_positive, default=None, help="passed to `import`"
     )
+    parser.add_argument(
+        "--workers",
+        type=_positive,
+        default=2,
+        help="`serve --workers`: service processes (default: one per core of this machine)",
+    )
     parser.add_argument("--output", type=Path, default=BENCH / "RESULTS.md")
     parser.add_argument(
         "--workdir",
@@ -128,6 +135,7 @@ def parse(argv: list[str]) -> Options:
         seed=args.seed,
         client=args.client,
         import_batch_size=args.import_batch_size,
+        workers=args.workers,
         output=args.output,
         workdir=args.workdir,
         keep=args.keep,

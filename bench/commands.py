@@ -58,9 +58,11 @@ def free_port() -> int:
         return port
 
 
-def start_serve(env: dict[str, str], port: int, log: IO[str]) -> subprocess.Popen[str]:
+def start_serve(
+    env: dict[str, str], port: int, log: IO[str], *, workers: int
+) -> subprocess.Popen[str]:
     return subprocess.Popen(  # noqa: S603
-        command("serve", "--host", "127.0.0.1", "--port", str(port)),
+        command("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)),
         cwd=ROOT,
         env=env,
         stdout=log,

@@ -130,7 +130,7 @@ def cpu_snapshot(service_pid: int | None, postgres: int | None) -> CpuSnapshot:
     reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
     return CpuSnapshot(
         at=time.monotonic(),
-        service=_cpu_of(service_pid, with_children=False),
+        service=_cpu_of(service_pid, with_children=True),  # its worker processes
         postgres=_cpu_of(postgres, with_children=True),
         bench=own.user + own.system,
         children=reaped.ru_utime + reaped.ru_stime,

@@ -435,8 +435,8 @@ def _head(results: Results) -> list[str]:
         f"{machine.system}",
         f"* PostgreSQL {machine.postgres} ({machine.server}), on the same machine as the "
         "service and the load generator: all three share the cores",
-        f"* Python {machine.python}; the service runs as `python -m service serve` "
-        "(one uvicorn process, default settings)",
+        f"* Python {machine.python}; the service runs as `python -m service serve "
+        f"--workers {results.options.workers}` (default settings otherwise)",
         _others(results),
         "",
     ]

@@ -164,7 +164,7 @@ async def _measure(
     port = commands.free_port()
     base_url = f"http://127.0.0.1:{port}"
     with (run_dir / "serve.log").open("w") as serve_log:
-        serve = commands.start_serve(env, port, serve_log)
+        serve = commands.start_serve(env, port, serve_log, workers=options.workers)
         try:
             commands.wait_ready(serve, base_url)
             service = sampler.watch("service", serve.pid)

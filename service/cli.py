@@ -62,6 +62,9 @@ def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
 def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="processes serving requests (one per core)")
+    ] = 1,
 ) -> None:
     """Apply the migrations and serve the HTTP API."""
     import uvicorn
@@ -80,14 +83,19 @@ def serve(
         f"  API docs:   http://{host}:{port}/docs",
         err=True,
     )
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "access_log": False,
+        "timeout_graceful_shutdown": 10,
+    }
+    if workers == 1:
+        uvicorn.run(create_app(settings), **options)
+    else:
+        # Each worker builds the app from the environment and joins the same database (and
+        # the same embedded server, which stops when the last worker leaves).
+        uvicorn.run("service.main:create_app", factory=True, workers=workers, **options)
 
 
 @program_app.command("create")

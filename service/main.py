@@ -16,6 +16,7 @@ from service.api.middleware import BodyLimit, RequestContext
 from service.config import Settings
 from service.db.engine import open_database
 from service.db.migrate import migrate
+from service.logs import configure_logging
 
 VERSION = "0.1.0"
 
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     """The service. With `engine` given (tests, benchmarks) it is used as it is; otherwise the
     lifespan opens the configured database (embedded when DATABASE_URL is unset) and migrates."""
     settings = settings or Settings()
+    configure_logging(level=settings.log_level, json=settings.log_json)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

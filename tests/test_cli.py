@@ -121,14 +121,18 @@ def test_a_service_killed_hard_leaves_a_server_the_next_one_stops(tmp_path: Path
     assert _postgres_processes(data_dir) == []
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
-def test_serve_on_embedded_postgres_then_stop(tmp_path: Path, stop_signal: signal.Signals) -> None:
+@pytest.mark.parametrize(
+    ("stop_signal", "workers"), [(signal.SIGTERM, 1), (signal.SIGINT, 1), (signal.SIGTERM, 2)]
+)
+def test_serve_on_embedded_postgres_then_stop(
+    tmp_path: Path, stop_signal: signal.Signals, workers: int
+) -> None:
     data_dir = tmp_path / "data"
     env = _environment(data_dir)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [*COMMAND, "serve", "--port", str(port)],
+        [*COMMAND, "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,

@@ -23,6 +23,8 @@ from service.api.schemas import (
     Relative,
     UpdateMemberRequest,
     member_json,
+    page_response,
+    relative_json,
 )
 from service.errors import InvalidCursor
 from service.services import members
@@ -145,14 +147,16 @@ async def move_member(
     )
 
 
-@router.get("/{member_id}/upline", responses=problem_responses(404, 422))
+@router.get(
+    "/{member_id}/upline", response_model=ListPage[Relative], responses=problem_responses(404, 422)
+)
 async def get_upline(
     member_id: MemberPath,
     session: SessionDep,
     caller: Reader,
     levels: Annotated[int, Query(ge=1, le=1000, description="levels per page")] = 100,
     cursor: Annotated[Cursor | None, Query()] = None,
-) -> ListPage[Relative]:
+) -> Response:
     """The sponsor chain, nearest first (level 1 is the sponsor)."""
     after_level = 0
     if cursor is not None:
@@ -165,10 +169,14 @@ async def get_upline(
     next_cursor = None
     if page.has_more:
         next_cursor = encode_cursor("upline", member_id, page.items[-1].level)
-    return ListPage[Relative](items=[Relative.of(r) for r in page.items], next_cursor=next_cursor)
+    return page_response([relative_json(r) for r in page.items], next_cursor)
 
 
-@router.get("/{member_id}/downline", responses=problem_responses(404, 422))
+@router.get(
+    "/{member_id}/downline",
+    response_model=ListPage[Relative],
+    responses=problem_responses(404, 422),
+)
 async def get_downline(
     member_id: MemberPath,
     session: SessionDep,
@@ -178,7 +186,7 @@ async def get_downline(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[Cursor | None, Query()] = None,
-) -> ListPage[Relative]:
+) -> Response:
     """Everyone below the member, depth-first: each member followed by their own team
     (recruits in the order they joined), with `level` the distance from the member."""
     after_id: str | None = None
@@ -197,7 +205,7 @@ async def get_downline(
     next_cursor = None
     if page.has_more:
         next_cursor = encode_cursor("downline", member_id, page.items[-1].member.member_id)
-    return ListPage[Relative](items=[Relative.of(r) for r in page.items], next_cursor=next_cursor)
+    return page_response([relative_json(r) for r in page.items], next_cursor)
 
 
 @router.get("/{member_id}/moves", responses=problem_responses(404, 422))

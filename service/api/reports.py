@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from service.api.deps import Reader, SessionDep
@@ -188,31 +189,38 @@ async def get_commissions(
     )
 
 
-@router.get("/{member_id}/downline/stats", responses=problem_responses(404, 422))
+@router.get(
+    "/{member_id}/downline/stats",
+    response_model=DownlineStatsOut,
+    responses=problem_responses(404, 422),
+)
 async def get_downline_stats(
     member_id: MemberPath, session: SessionDep, caller: Reader, period: PeriodText
-) -> DownlineStatsOut:
+) -> Response:
     """The team below the member as it stands now, with its net volume in the period."""
     stats = await reports.downline_stats(session, caller.program, member_id, period=_period(period))
     currency = caller.program.currency
-    return DownlineStatsOut(
-        member_id=member_id,
-        period=period,
-        total_members=stats.total_members,
-        active_members=stats.active_members,
-        max_depth=stats.max_depth,
-        new_members=stats.new_members,
-        personal_volume=format_money(stats.personal_volume, currency),
-        group_volume=format_money(stats.group_volume, currency),
-        residual_volume=format_money(stats.residual_volume, currency),
-        levels=[
-            DownlineLevelOut(
-                level=x.level,
-                members=x.members,
-                active=x.active,
-                new=x.new,
-                volume=format_money(x.volume, currency),
-            )
-            for x in stats.levels
-        ],
+    # Built as JSON directly: a deep chain has a row per level (thousands of them).
+    return JSONResponse(
+        {
+            "member_id": member_id,
+            "period": period,
+            "total_members": stats.total_members,
+            "active_members": stats.active_members,
+            "max_depth": stats.max_depth,
+            "new_members": stats.new_members,
+            "personal_volume": format_money(stats.personal_volume, currency),
+            "group_volume": format_money(stats.group_volume, currency),
+            "residual_volume": format_money(stats.residual_volume, currency),
+            "levels": [
+                {
+                    "level": x.level,
+                    "members": x.members,
+                    "active": x.active,
+                    "new": x.new,
+                    "volume": format_money(x.volume, currency),
+                }
+                for x in stats.levels
+            ],
+        }
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Generic, Literal, TypeVar
 
+from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from service.db.members import MemberRow, MoveRow, RelativeRow
@@ -105,18 +106,24 @@ class Relative(BaseModel):
     rank: str | None
     enrolled_at: datetime
 
-    @classmethod
-    def of(cls, row: RelativeRow) -> Relative:
-        m = row.member
-        return cls(
-            id=m.member_id,
-            level=row.level,
-            sponsor_id=m.sponsor_id,
-            status=m.status,
-            name=m.name,
-            rank=m.rank,
-            enrolled_at=m.enrolled_at,
-        )
+
+def relative_json(row: RelativeRow) -> dict[str, object]:
+    """An upline or downline member as the API prints it (the fast path of `Relative`)."""
+    m = row.member
+    return {
+        "id": m.member_id,
+        "level": row.level,
+        "sponsor_id": m.sponsor_id,
+        "status": m.status,
+        "name": m.name,
+        "rank": m.rank,
+        "enrolled_at": instant(m.enrolled_at),
+    }
+
+
+def page_response(items: list[dict[str, object]], next_cursor: str | None) -> JSONResponse:
+    """A list page, answered as built (long pages skip re-validation by a response model)."""
+    return JSONResponse({"items": items, "next_cursor": next_cursor})
 
 
 class Move(BaseModel):

@@ -7,9 +7,7 @@ beside a running service never stops it.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import subprocess
 import warnings
 from pathlib import Path
 from typing import Any
@@ -37,11 +35,11 @@ def start(data_dir: Path) -> tuple[Any, str]:
     _forget_dead_handles(module, pgdata_path(data_dir))
     server = module.get_server(pgdata_path(data_dir), cleanup_mode="stop")
     info = server.get_postmaster_info()
-    exists = server.psql(
-        f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';"  # noqa: S608 (constant)
-    )
-    if "(1 row)" not in exists:
-        with contextlib.suppress(subprocess.CalledProcessError):  # created meanwhile
+    with module.PostgresServer._lock:  # one process creates the database, not two at once
+        exists = server.psql(
+            f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';"  # noqa: S608
+        )
+        if "(1 row)" not in exists:
             server.psql(f"CREATE DATABASE {DATABASE_NAME};")
     return (
         server,
