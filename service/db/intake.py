@@ -128,6 +128,8 @@ async def find_applied_keys(
     session: AsyncSession, program_id: str, scope: str, keys: list[str]
 ) -> dict[str, AppliedRequest]:
     """The records of those keys that were applied, in one query."""
+    if not keys:
+        return {}
     rows = await session.execute(
         select(
             applied_requests.c.request_key,

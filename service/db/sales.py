@@ -378,6 +378,8 @@ async def sale_contexts(
     session: AsyncSession, program_id: str, requests: list[SaleRequest]
 ) -> list[SaleContext]:
     """The context of each sale, in the order asked, in one query."""
+    if not requests:
+        return []
     rows = await session.execute(
         SALE_CONTEXT,
         {

@@ -111,6 +111,8 @@ async def enroll_many(
     terminated. Re-posting an enrolment answers the member as it is (a retried webhook is
     not an error); a different enrolment under a taken id is a conflict.
     """
+    if not items:
+        return []
     await member_sql.lock_genealogy(session, program_id)  # labels are handed out in order
     wanted = {item.member_id for item in items} | {
         item.sponsor_id for item in items if item.sponsor_id is not None

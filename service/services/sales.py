@@ -134,7 +134,8 @@ async def record_sale(session: AsyncSession, program: ProgramRow, sale: SaleInpu
     return result
 
 
-def _decimal_places_ok(sale: SaleInput, currency: str) -> tuple[Decimal, Decimal]:
+def _amounts_of(sale: SaleInput, currency: str) -> tuple[Decimal, Decimal]:
+    """The sale's amount and volume as money of the program's currency (or a refusal)."""
     if sale.currency != currency:
         raise CurrencyMismatch(f"the program pays in {currency}, not {sale.currency}")
     amount = _money(sale.amount, currency, "amount", allow_zero=False)
@@ -157,12 +158,14 @@ async def record_sales(
     stored one; another sale under a taken id is a conflict. Each sale answers its own
     result or refusal; a refused sale writes nothing.
     """
+    if not sales:
+        return []
     program_id, currency = program.program_id, program.currency
     results: list[RecordedSale | ServiceError | None] = [None] * len(sales)
     amounts: dict[int, tuple[Decimal, Decimal, str]] = {}
     for index, sale in enumerate(sales):
         try:
-            amount, volume = _decimal_places_ok(sale, currency)
+            amount, volume = _amounts_of(sale, currency)
         except ServiceError as error:
             results[index] = error
             continue
