@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.api.deps import Reader, SessionDep, Writer
 from service.api.idempotency import IdempotencyKey, answer
-from service.api.pagination import decode_cursor, encode_cursor
+from service.api.pagination import decode_cursor, encode_cursor, whole_number
 from service.api.problems import problem_responses
 from service.api.schemas import (
     Cursor,
@@ -35,6 +35,8 @@ from service.services.programs import Principal
 router = APIRouter(prefix="/v1/members", tags=["members"], responses=problem_responses(401, 403))
 
 MemberPath = Annotated[MemberId, Path(description="the member's id")]
+UPLINE_LEVELS_BOUND = 10_000_000
+"""No sponsor chain is longer; an upline cursor past it is not one this list gave out."""
 
 
 async def apply_enroll(session: AsyncSession, caller: Principal, body: EnrollRequest) -> Outcome:
@@ -160,9 +162,8 @@ async def get_upline(
     """The sponsor chain, nearest first (level 1 is the sponsor)."""
     after_level = 0
     if cursor is not None:
-        (after_level,) = _position(cursor, "upline", member_id, 1)
-        if not isinstance(after_level, int) or after_level < 0:
-            raise InvalidCursor("the cursor is not one this list gave out")
+        (position,) = _position(cursor, "upline", member_id, 1)
+        after_level = whole_number(position, maximum=UPLINE_LEVELS_BOUND)
     page = await members.upline(
         session, caller.program_id, member_id, levels=levels, after_level=after_level
     )
@@ -219,9 +220,8 @@ async def get_moves(
     """The member's move history (append-only), oldest first."""
     after_move_id = 0
     if cursor is not None:
-        (after_move_id,) = _position(cursor, "moves", member_id, 1)
-        if not isinstance(after_move_id, int):
-            raise InvalidCursor("the cursor is not one this list gave out")
+        (position,) = _position(cursor, "moves", member_id, 1)
+        after_move_id = whole_number(position)
     page = await members.moves(
         session, caller.program_id, member_id, after_move_id=after_move_id, limit=limit
     )

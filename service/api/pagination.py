@@ -25,3 +25,11 @@ def decode_cursor(cursor: str, kind: str) -> list[Any]:
     if not isinstance(value, list) or not value or value[0] != kind:
         raise InvalidCursor("the cursor is not one this list gave out")
     return value[1:]
+
+
+def whole_number(value: Any, *, maximum: int = 2**62) -> int:
+    """A position that must be a whole number in [0, maximum] (ids, levels), else a 422:
+    a forged cursor never reaches the database as an out-of-range number."""
+    if type(value) is not int or not 0 <= value <= maximum:
+        raise InvalidCursor("the cursor is not one this list gave out")
+    return value

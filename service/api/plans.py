@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from service.api.deps import Admin, Reader, SessionDep
-from service.api.pagination import decode_cursor, encode_cursor
+from service.api.pagination import decode_cursor, encode_cursor, whole_number
 from service.api.problems import problem_responses
-from service.api.schemas import Cursor, ListPage, Request
+from service.api.schemas import Cursor, Instant, ListPage, Request
 from service.errors import InvalidCursor
 from service.services import plans
 from service.services.plans import PlanVersion
@@ -51,7 +51,7 @@ class PlanRules(Request):
 
 
 class PlanVersionRequest(PlanRules):
-    effective_from: AwareDatetime = Field(
+    effective_from: Instant = Field(
         description="sales that occur at or after this instant are paid by this version"
     )
 
@@ -101,7 +101,7 @@ async def put_plan(
 async def get_plan(
     session: SessionDep,
     caller: Reader,
-    at: Annotated[AwareDatetime | None, Query(description="default: now")] = None,
+    at: Annotated[Instant | None, Query(description="default: now")] = None,
 ) -> PlanVersionOut:
     """The version in force now (or at `at`)."""
     version = await plans.in_force_for_reading(
@@ -121,9 +121,9 @@ async def get_plan_versions(
     after = 0
     if cursor is not None:
         position = decode_cursor(cursor, "plan_versions")
-        if len(position) != 1 or not isinstance(position[0], int):
+        if len(position) != 1:
             raise InvalidCursor("the cursor is not one this list gave out")
-        after = position[0]
+        after = whole_number(position[0], maximum=2**31 - 1)
     page = await plans.versions(
         session, caller.program_id, caller.program.currency, after_version=after, limit=limit
     )

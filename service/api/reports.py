@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from service.api.deps import Reader, SessionDep
-from service.api.pagination import decode_cursor, encode_cursor
+from service.api.pagination import decode_cursor, encode_cursor, whole_number
 from service.api.problems import problem_responses
 from service.api.schemas import Cursor, ListPage, MemberId
 from service.db.sales import LineRow
@@ -163,15 +163,9 @@ async def get_commissions(
     if cursor is not None:
         # A cursor is only valid for the member and the period filter that gave it out.
         position = decode_cursor(cursor, "commissions")
-        if (
-            len(position) != 3
-            or position[0] != member_id
-            or position[1] != period
-            or type(position[2]) is not int
-            or position[2] < 0
-        ):
+        if len(position) != 3 or position[0] != member_id or position[1] != period:
             raise InvalidCursor("the cursor is not one this list gave out")
-        after_line_id = position[2]
+        after_line_id = whole_number(position[2])
     page = await reports.commissions(
         session,
         caller.program_id,

@@ -6,13 +6,13 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Response, status
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.api.deps import Reader, SessionDep, Writer
 from service.api.idempotency import IdempotencyKey, answer
 from service.api.problems import problem_responses
-from service.api.schemas import MemberId, Request, instant
+from service.api.schemas import Instant, MemberId, Request, instant
 from service.db.sales import LineRow, NewLine, RefundRow, SaleRow
 from service.domain.money import format_money, format_rate
 from service.services import sales
@@ -52,13 +52,13 @@ class SaleRequest(Request):
         default=None, description="set for a recurring sale: counted as residual volume"
     )
     customer: Literal["retail", "member"] = "retail"
-    occurred_at: AwareDatetime
+    occurred_at: Instant
 
 
 class RefundRequest(Request):
     id: ObjectId
     amount: MoneyText = Field(description="partial allowed; never more than what is left")
-    occurred_at: AwareDatetime
+    occurred_at: Instant
 
 
 def line_json(line: LineRow | NewLine, currency: str) -> dict[str, Any]:

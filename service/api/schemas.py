@@ -6,7 +6,14 @@ from datetime import UTC, datetime
 from typing import Annotated, Generic, Literal, TypeVar
 
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 from service.db.members import MemberRow, MoveRow, RelativeRow
 
@@ -17,6 +24,19 @@ MemberId = Annotated[
 ]
 MemberName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Status = Literal["active", "inactive", "terminated"]
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 1, tzinfo=UTC)
+
+
+def _within_calendar(value: datetime) -> datetime:
+    if not EARLIEST <= value < LATEST:
+        raise ValueError("must be from 1970-01-01 to 9999-11-30")
+    return value
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_within_calendar)]
+"""An instant with its timezone, inside the calendar the periods cover."""
 Cursor = Annotated[str, StringConstraints(max_length=512)]
 
 T = TypeVar("T")
@@ -45,7 +65,7 @@ class ListPage(BaseModel, Generic[T]):
 class EnrollRequest(Request):
     id: MemberId
     sponsor_id: MemberId | None = Field(description="null for a root of the genealogy")
-    enrolled_at: AwareDatetime | None = Field(default=None, description="defaults to now")
+    enrolled_at: Instant | None = Field(default=None, description="defaults to now")
     name: MemberName | None = None
 
 

@@ -175,8 +175,8 @@ member_period_volumes = Table(
     Column("program_id", Text, nullable=False),
     Column("member_id", Text, nullable=False),
     Column("period", Text, nullable=False),
-    Column("volume", MONEY, nullable=False, server_default="0"),
-    Column("residual_volume", MONEY, nullable=False, server_default="0"),
+    Column("volume", Numeric, nullable=False, server_default="0"),
+    Column("residual_volume", Numeric, nullable=False, server_default="0"),
     Column("sales", Integer, nullable=False, server_default="0"),
     PrimaryKeyConstraint("program_id", "period", "member_id"),
 )

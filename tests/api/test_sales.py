@@ -624,3 +624,68 @@ async def test_sales_of_another_program_are_404(
         headers=other.headers,
     )
     assert response.json()["code"] == "unknown_member"
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (
+            "/v1/sales",
+            {
+                "id": "O-1",
+                "member_id": "S",
+                "amount": "1.00",
+                "currency": "USD",
+                "occurred_at": "0001-01-01T00:00:00Z",
+            },
+        ),
+        (
+            "/v1/sales",
+            {
+                "id": "O-1",
+                "member_id": "S",
+                "amount": "1.00",
+                "currency": "USD",
+                "occurred_at": "9999-12-31T23:59:59Z",
+            },
+        ),
+        ("/v1/members", {"id": "M", "sponsor_id": None, "enrolled_at": "1969-12-31T23:59:59Z"}),
+    ],
+)
+async def test_instants_outside_the_calendar_are_422(
+    client: httpx.AsyncClient, program: Program, path: str, body: dict[str, str]
+) -> None:
+    await put_plan(client, program, categories=PRODUCT_3)
+    await enroll_chain(client, program, "S")
+    response = await client.post(path, json=body, headers=program.headers)
+    assert response.status_code == 422
+    assert response.json()["code"] == "validation_error"
+
+
+async def test_the_largest_sales_add_up_without_overflow(
+    client: httpx.AsyncClient, program: Program
+) -> None:
+    await put_plan(client, program, categories=PRODUCT_3)
+    await enroll_chain(client, program, "A", "S")
+    for i in range(3):
+        await post_sale(client, program, f"O-{i}", "S", "999999999999999.99")
+    stats = (
+        await client.get("/v1/members/A/downline/stats?period=2026-11", headers=program.headers)
+    ).json()
+    # 3 x 999,999,999,999,999.99 = 2,999,999,999,999,999.97
+    assert stats["group_volume"] == "2999999999999999.97"
+
+
+@pytest.mark.parametrize("position", [10**30, -1, "1", 1.5])
+async def test_forged_cursors_with_huge_numbers_are_422(
+    client: httpx.AsyncClient, program: Program, position: object
+) -> None:
+    from service.api.pagination import encode_cursor
+
+    await enroll_chain(client, program, "A", "S")
+    cursor = encode_cursor("upline", "S", position)
+    response = await client.get(
+        "/v1/members/S/upline", params={"cursor": cursor}, headers=program.headers
+    )
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_cursor"
