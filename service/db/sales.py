@@ -480,6 +480,7 @@ WRITE_SALES = text(
                sum(CASE WHEN n.subscription_id IS NULL THEN 0 ELSE n.volume END), count(*)
         FROM new_sales n
         GROUP BY n.member_id, n.period
+        ORDER BY n.period, n.member_id  -- one lock order for concurrent batches: no deadlock
         ON CONFLICT (program_id, period, member_id) DO UPDATE SET
             volume = member_period_volumes.volume + EXCLUDED.volume,
             residual_volume = member_period_volumes.residual_volume + EXCLUDED.residual_volume,
