@@ -7,21 +7,16 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.config import Settings
-from service.db import intake as intake_sql
-from service.db import programs as program_sql
-from service.db.engine import open_database
-from service.db.migrate import migrate
 from service.errors import ProgramNotFound, ServiceError
-from service.logs import configure_logging
-from service.main import create_app, sessionmaker_for
-from service.services import intake, programs
+
+# The rest is imported by the commands that use it: `serve --workers N` keeps a small
+# supervising process, and each command loads only what it needs.
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 app = typer.Typer(
     help="Commission engine for network marketing and affiliate programs.",
@@ -44,6 +39,11 @@ def _print(value: dict[str, Any]) -> None:
 
 def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run one admin transaction against the configured (or embedded) database."""
+
+    from service.config import Settings
+    from service.db.engine import open_database
+    from service.db.migrate import migrate
+    from service.main import sessionmaker_for
 
     async def main() -> T:
         async with open_database(Settings()) as engine:
@@ -69,6 +69,9 @@ def serve(
     """Apply the migrations and serve the HTTP API."""
     import uvicorn
 
+    from service.config import Settings
+    from service.logs import configure_logging
+
     settings = Settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
     where = (
@@ -91,6 +94,8 @@ def serve(
         "timeout_graceful_shutdown": 10,
     }
     if workers == 1:
+        from service.main import create_app
+
         uvicorn.run(create_app(settings), **options)
     else:
         # Each worker builds the app from the environment and joins the same database (and
@@ -106,6 +111,8 @@ def program_create(
     name: Annotated[str | None, typer.Option(help="display name")] = None,
 ) -> None:
     """Create a program; prints it with its first API key (scope admin), shown only once."""
+
+    from service.services import programs
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         program, key = await programs.create_program(
@@ -132,6 +139,8 @@ def key_create(
 ) -> None:
     """Create an API key; prints it once. Only its hash is stored."""
 
+    from service.services import programs
+
     async def work(session: AsyncSession) -> dict[str, Any]:
         key, row = await programs.create_api_key(session, program_id=program, scopes=scope)
         return {"api_key": key, "key_id": row.key_id, "scopes": list(row.scopes)}
@@ -142,6 +151,8 @@ def key_create(
 @key_app.command("list")
 def key_list(program: Annotated[str, typer.Option(help="program id")]) -> None:
     """List a program's keys (ids and scopes; the keys themselves are never stored)."""
+
+    from service.db import programs as program_sql
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         rows = await program_sql.list_keys(session, program)
@@ -167,6 +178,8 @@ def key_revoke(
 ) -> None:
     """Revoke a key at once."""
 
+    from service.services import programs
+
     async def work(session: AsyncSession) -> dict[str, Any]:
         await programs.revoke_api_key(session, program_id=program, key_id=key_id)
         return {"revoked": key_id}
@@ -177,6 +190,9 @@ def key_revoke(
 @secret_app.command("create")
 def secret_create(program: Annotated[str, typer.Option(help="program id")]) -> None:
     """Create a signing secret; prints it once. Several may be active while one rotates."""
+
+    from service.db import programs as program_sql
+    from service.services import intake
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         if await program_sql.get_program(session, program) is None:
@@ -194,6 +210,8 @@ def secret_revoke(
 ) -> None:
     """Revoke a signing secret at once: signatures made with it are refused from now on."""
 
+    from service.services import intake
+
     async def work(session: AsyncSession) -> dict[str, Any]:
         await intake.revoke_secret(session, program, secret_id)
         return {"revoked": secret_id}
@@ -204,6 +222,8 @@ def secret_revoke(
 @secret_app.command("list")
 def secret_list(program: Annotated[str, typer.Option(help="program id")]) -> None:
     """List a program's signing secrets (ids and dates, not the secrets)."""
+
+    from service.db import intake as intake_sql
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         rows = await intake_sql.all_secrets(session, program)
@@ -234,6 +254,7 @@ def import_file(
 
     Run it again after an interruption: what was applied is skipped as a duplicate.
     """
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -242,7 +263,12 @@ def import_file(
         TransferSpeedColumn,
     )
 
+    from service.config import Settings
+    from service.db import programs as program_sql
+    from service.db.engine import open_database
+    from service.db.migrate import migrate
     from service.importer import import_events
+    from service.main import sessionmaker_for
 
     async def main() -> dict[str, Any]:
         async with open_database(Settings()) as engine:
@@ -294,4 +320,7 @@ def openapi(
 
 
 def openapi_json() -> str:
+    from service.config import Settings
+    from service.main import create_app
+
     return json.dumps(create_app(Settings()).openapi(), indent=2) + "\n"
