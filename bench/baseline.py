@@ -28,7 +28,6 @@ from bench.procs import CpuSnapshot, CpuUse
 from bench.stats import Load
 from service.db.sales import SALE_CONTEXT, WRITE_SALES
 from service.domain.calculator import LevelDecision, Participant, SaleFacts, calculate
-from service.domain.plan import Plan
 from service.services.plans import plan_of
 
 
@@ -68,11 +67,9 @@ def _decision(decision: LevelDecision) -> dict[str, Any]:
 
 
 class BareSql:
-    def __init__(self, url: str, program_id: str, plan: Plan, plan_version: int) -> None:
+    def __init__(self, url: str, program_id: str) -> None:
         self.url = url
         self.program_id = program_id
-        self.plan = plan
-        self.plan_version = plan_version
         self._pools: dict[int, Any] = {}
 
     async def record(self, connection: Any, sale: dict[str, Any]) -> None:

@@ -28,7 +28,6 @@ from bench.database import Monitor, open_server, server_facts
 from bench.procs import CpuSnapshot, CpuUse, Sampler, cpu_snapshot
 from bench.report import ImportRun, Machine, Results, render
 from bench.stats import Load, Reads
-from service.domain.plan import parse_plan
 
 PLAN: dict[str, Any] = {
     "effective_from": "2026-01-01T00:00:00Z",
@@ -172,13 +171,12 @@ async def _measure(
             def cpu() -> CpuSnapshot:
                 return cpu_snapshot(serve.pid, postmaster)
 
-            plan_version = await _put_plan(base_url, key)
+            await _put_plan(base_url, key)
             results = await _with_service(
                 options,
                 base_url,
                 key,
                 program_id,
-                plan_version,
                 events_path,
                 env,
                 run_dir,
@@ -236,7 +234,6 @@ async def _with_service(
     base_url: str,
     key: str,
     program_id: str,
-    plan_version: int,
     events_path: Path,
     env: dict[str, str],
     run_dir: Path,
@@ -259,8 +256,7 @@ async def _with_service(
         say(f"the import did not apply every event: {imported.report}")
     load_since = time.monotonic()
 
-    rules = {k: v for k, v in PLAN.items() if k != "effective_from"}
-    bare = BareSql(env["DATABASE_URL"], program_id, parse_plan(rules, "USD"), plan_version)
+    bare = BareSql(env["DATABASE_URL"], program_id)
     single: dict[int, list[Load]] = {c: [] for c in options.clients}
     bare_runs: dict[int, list[Load]] = {c: [] for c in options.clients}
     batches: list[Load] = []

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.api import members as members_api
 from service.api import sales as sales_api
 from service.api.deps import SessionDep
-from service.api.problems import PROBLEM_JSON, problem_responses
+from service.api.problems import problem, problem_responses
 from service.api.sales import ObjectId, RefundRequest, SaleRequest
 from service.api.schemas import EnrollRequest, MemberId, MoveRequest, UpdateMemberRequest
 from service.api.schemas import Request as Body
@@ -190,6 +190,12 @@ def _validation_errors(
     return found
 
 
+def _invalid(errors: list[dict[str, Any]]) -> ValidationFailed:
+    """The refusal of an invalid event or batch, naming its first bad field."""
+    first = errors[0]
+    return ValidationFailed(f"{'.'.join(first['loc'])}: {first['msg']}", errors=errors)
+
+
 def _refused(event_id: str | None, error: ServiceError) -> EventResult:
     return EventResult(
         id=event_id,
@@ -206,12 +212,7 @@ def _parse(raw: Any) -> tuple[Any, str] | EventResult:
     try:
         event = _EVENT.validate_python(raw)
     except ValidationError as error:
-        errors = _validation_errors(error)
-        first = errors[0]
-        return _refused(
-            event_id,
-            ValidationFailed(f"{'.'.join(first['loc'])}: {first['msg']}", errors=errors),
-        )
+        return _refused(event_id, _invalid(_validation_errors(error)))
     fingerprint = intake.fingerprint(
         {"type": raw["type"], "occurred_at": raw["occurred_at"], "data": raw["data"]}
     )
@@ -441,25 +442,17 @@ async def post_events(
         try:
             batch = EventBatch.model_validate(payload)
         except ValidationError as error:
-            errors = _validation_errors(error, ("body",))
-            raise ValidationFailed(
-                f"{'.'.join(errors[0]['loc'])}: {errors[0]['msg']}", errors=errors
-            ) from error
+            raise _invalid(_validation_errors(error, ("body",))) from error
         results = await apply_events(session, caller, batch.events)
         return JSONResponse({"results": [_result_json(result) for result in results]})
     result = await apply_event(session, caller, payload)
     if result.code is not None:
-        body: dict[str, Any] = {
-            "type": f"https://commissions.dev/problems/{result.code}",
-            "title": "The event was refused",
-            "status": result.status,
-            "code": result.code,
-            "detail": result.detail,
-            "id": result.id,
-        }
+        extra: dict[str, Any] = {"id": result.id}
         if result.errors:
-            body["errors"] = result.errors
-        return JSONResponse(body, status_code=result.status, media_type=PROBLEM_JSON)
+            extra["errors"] = result.errors
+        return problem(
+            result.status, result.code, "The event was refused", result.detail or "", **extra
+        )
     return JSONResponse(_result_json(result), status_code=result.status)
 
 

@@ -270,7 +270,7 @@ async def add_refunded(
 
 
 @dataclass(frozen=True, slots=True)
-class SaleRequest:
+class PayableSale:
     """What the context query needs of a sale to be paid."""
 
     sale_id: str
@@ -375,7 +375,7 @@ SALE_CONTEXT = text(
 
 
 async def sale_contexts(
-    session: AsyncSession, program_id: str, requests: list[SaleRequest]
+    session: AsyncSession, program_id: str, requests: list[PayableSale]
 ) -> list[SaleContext]:
     """The context of each sale, in the order asked, in one query."""
     if not requests:

@@ -3,7 +3,6 @@ reversal lines of a refund, written with the refund."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,13 +17,12 @@ from service.db.sales import (
     LineRow,
     NewLine,
     NewSale,
+    PayableSale,
     RefundRow,
-    SaleRequest,
     SaleRow,
     UplineEntry,
 )
 from service.domain.calculator import (
-    Calculation,
     LevelDecision,
     Line,
     LineKind,
@@ -49,7 +47,7 @@ from service.errors import (
     ServiceError,
     UnknownMember,
 )
-from service.services import plans
+from service.services import intake, plans
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,12 +106,6 @@ def _money(value: str, currency: str, field: str, *, allow_zero: bool) -> Decima
         raise InvalidAmount(f"{field}: {error}", field=field) from error
 
 
-def _fingerprint(fields: dict[str, Any]) -> str:
-    """What makes two posts of the same id the same sale (or refund)."""
-    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 def _decision_json(decision: LevelDecision, currency: str) -> dict[str, Any]:
     return {
         "level": decision.level,
@@ -169,7 +161,7 @@ async def record_sales(
         except ServiceError as error:
             results[index] = error
             continue
-        fingerprint = _fingerprint(
+        fingerprint = intake.fingerprint(
             {
                 "member_id": sale.member_id,
                 "amount": format_money(amount, currency),
@@ -187,7 +179,7 @@ async def record_sales(
         session,
         program_id,
         [
-            SaleRequest(
+            PayableSale(
                 sale_id=sales[i].sale_id,
                 seller_id=sales[i].member_id,
                 category=sales[i].category,
@@ -196,7 +188,7 @@ async def record_sales(
             for i in asked
         ],
     )
-    to_write: list[tuple[int, NewSale, Calculation]] = []
+    to_write: list[tuple[int, NewSale]] = []
     first_of: dict[str, int] = {}
     earlier: dict[str, list[tuple[datetime, Decimal]]] = {}
     replays: list[int] = []
@@ -252,11 +244,11 @@ async def record_sales(
         )
         first_of[sale.sale_id] = index
         earlier.setdefault(sale.member_id, []).append((sale.occurred_at, volume))
-        to_write.append((index, new_sale, calculation))
+        to_write.append((index, new_sale))
 
-    written = await sale_sql.write_sales(session, program_id, [n for _, n, _ in to_write])
+    written = await sale_sql.write_sales(session, program_id, [n for _, n in to_write])
     now = datetime.now(UTC)
-    for index, new_sale, _ in to_write:
+    for index, new_sale in to_write:
         if new_sale.sale_id not in written:  # taken by a concurrent request meanwhile
             replays.append(index)
             continue
@@ -264,7 +256,7 @@ async def record_sales(
             sale=_row_of(new_sale, now), lines=list(new_sale.lines), created=True
         )
     for index in sorted(replays):
-        amount, volume, fingerprint = amounts[index]
+        fingerprint = amounts[index][2]
         results[index] = await _replay(session, program_id, sales[index].sale_id, fingerprint)
     return [result for result in results if result is not None]
 
@@ -383,7 +375,7 @@ async def refund_sale(
     if sale is None:
         raise SaleNotFound(f"sale {sale_id!r} does not exist")
     amount = _money(refund.amount, currency, "amount", allow_zero=False)
-    fingerprint = _fingerprint(
+    fingerprint = intake.fingerprint(
         {
             "sale_id": sale_id,
             "amount": format_money(amount, currency),
