@@ -13,13 +13,14 @@ from service.domain.labels import GROWTH, MAX_LABEL, assign
 
 @dataclass(slots=True)
 class Slot:
-    """Where a member sits: its labels, its depth, and the last label used inside it so
-    far (its own `lo` while it has no recruits)."""
+    """Where a member sits: its labels, its depth, the last label used inside it so far
+    (its own `lo` while it has no recruits) and how many recruits are placed inside."""
 
     lo: int
     hi: int
     depth: int
     last: int
+    placed: int
 
 
 ROOT_SLOT_DEPTH = -1
@@ -30,14 +31,17 @@ _SLOTS = text(
     SELECT m.member_id, m.lo, m.hi, m.depth,
            COALESCE((SELECT max(c.hi) FROM members c
                      WHERE c.program_id = m.program_id AND c.sponsor_id = m.member_id),
-                    m.lo) AS last
+                    m.lo) AS last,
+           (SELECT count(*) FROM members c
+            WHERE c.program_id = m.program_id AND c.sponsor_id = m.member_id) AS placed
     FROM members m
     WHERE m.program_id = :program_id AND m.member_id = ANY(CAST(:member_ids AS text[]))
     """
 )
 
-_ROOTS_LAST = text(
-    "SELECT COALESCE(max(hi), 0) FROM members WHERE program_id = :program_id AND sponsor_id IS NULL"
+_ROOTS = text(
+    "SELECT COALESCE(max(hi), 0) AS last, count(*) AS placed FROM members"
+    " WHERE program_id = :program_id AND sponsor_id IS NULL"
 )
 
 
@@ -46,12 +50,17 @@ async def slots(session: AsyncSession, program_id: str, member_ids: list[str]) -
     if not member_ids:
         return {}
     rows = await session.execute(_SLOTS, {"program_id": program_id, "member_ids": member_ids})
-    return {r.member_id: Slot(lo=r.lo, hi=r.hi, depth=r.depth, last=r.last) for r in rows}
+    return {
+        r.member_id: Slot(lo=r.lo, hi=r.hi, depth=r.depth, last=r.last, placed=r.placed)
+        for r in rows
+    }
 
 
 async def root_slot(session: AsyncSession, program_id: str) -> Slot:
-    last = (await session.execute(_ROOTS_LAST, {"program_id": program_id})).scalar_one()
-    return Slot(lo=0, hi=MAX_LABEL, depth=ROOT_SLOT_DEPTH, last=int(last))
+    roots = (await session.execute(_ROOTS, {"program_id": program_id})).one()
+    return Slot(
+        lo=0, hi=MAX_LABEL, depth=ROOT_SLOT_DEPTH, last=int(roots.last), placed=int(roots.placed)
+    )
 
 
 # Finds the smallest window of 2**e labels around :before (e from 24 up) that is sparse

@@ -2,11 +2,11 @@
 
 Each member holds two labels, `lo` when a depth-first walk enters them and `hi` when it
 leaves, so member D is in the downline of member M exactly when M.lo < D.lo < M.hi. The
-labels are sparse integers in (0, MAX_LABEL): a new member takes two free labels just before
-its sponsor's `hi`, and when none are free the smallest sparse-enough window around that
-point is relabelled (an order-maintenance list, in service/db/labels.py), its labels pushed
-to its two ends so that a wide gap opens where the next members will go. Enrolments stay
-cheap and subtree reads become range scans.
+labels are sparse integers in (0, MAX_LABEL): a new member takes two free labels after its
+sponsor's last recruit and before its `hi` (see `split`), and when none are free the smallest
+sparse-enough window around that point is relabelled (an order-maintenance list, in
+service/db/labels.py), its labels pushed to its two ends so that a wide gap opens where the
+next members will go. Enrolments stay cheap and subtree reads become range scans.
 """
 
 from __future__ import annotations
@@ -22,14 +22,21 @@ GROWTH = 1.5
 order-maintenance density threshold, which keeps relabelling amortised-logarithmic."""
 
 
-def split(previous: int, upper: int) -> tuple[int, int] | None:
-    """Two labels for a new last child, between the sponsor's last label so far and the
-    sponsor's `hi`: the middle third of the gap, leaving room both for the new member's own
-    recruits and for later siblings. None when fewer than two labels are free."""
-    distance = upper - previous
-    if distance < 3:
+def split(previous: int, upper: int, placed: int) -> tuple[int, int] | None:
+    """Two labels for a sponsor's next recruit: after `previous`, the sponsor's last label
+    so far, and before `upper`, its `hi`, when `placed` recruits are already inside.
+
+    The first recruit takes three quarters of the free labels, so that a chain (each member
+    the only recruit of the last) spends under half a bit of the label range a level; each
+    later recruit takes 1/(placed + 2) of what is left, so that after k recruits 1/(2(k+1))
+    of the gap is still free: it shrinks harmonically, not geometrically, and a sponsor of
+    hundreds keeps room for more. None when fewer than two labels are free.
+    """
+    free = upper - previous - 1
+    if free < 2:
         return None
-    return previous + distance // 3, previous + (2 * distance) // 3
+    share = free * 3 // 4 if placed == 0 else free // (placed + 2)
+    return previous + 1, previous + max(2, share)
 
 
 def assign(preorder: Iterable[tuple[str, int]]) -> Iterator[tuple[str, int, int, int]]:

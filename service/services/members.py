@@ -225,7 +225,7 @@ class _Placer:
         self, member_id: str, sponsor_id: str | None, flush: Callable[[], Awaitable[None]]
     ) -> tuple[int, int, int]:
         parent = await self.slot(sponsor_id)
-        labels = split(parent.last, parent.hi)
+        labels = split(parent.last, parent.hi, parent.placed)
         if labels is None:
             await flush()
             gap_low, gap_high = await labels_sql.make_room(
@@ -236,11 +236,14 @@ class _Placer:
             self.slots.clear()
             await self.prefetch(seen)
             parent = await self.slot(sponsor_id)
-            labels = split(gap_low, gap_high)
+            labels = split(gap_low, gap_high, parent.placed)
             assert labels is not None  # the gap holds at least `room` labels
         lo, hi = labels
         parent.last = hi
-        self.slots[member_id] = labels_sql.Slot(lo=lo, hi=hi, depth=parent.depth + 1, last=lo)
+        parent.placed += 1
+        self.slots[member_id] = labels_sql.Slot(
+            lo=lo, hi=hi, depth=parent.depth + 1, last=lo, placed=0
+        )
         return lo, hi, parent.depth + 1
 
 

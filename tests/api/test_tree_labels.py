@@ -26,22 +26,27 @@ PLAIN_DOWNLINE = text(
     SELECT member_id, level FROM down
     """
 )
-PLAIN_DEPTH = text(
+# Every (ancestor, member, distance) pair by the adjacency list alone: one walk up from
+# every member.
+PLAIN_CLOSURE = text(
     """
-    WITH RECURSIVE up(member_id, sponsor_id) AS (
-        SELECT member_id, sponsor_id FROM members WHERE program_id = :p AND member_id = :m
+    WITH RECURSIVE closure(ancestor, member_id, level) AS (
+        SELECT sponsor_id, member_id, 1 FROM members
+        WHERE program_id = :p AND sponsor_id IS NOT NULL
       UNION ALL
-        SELECT s.member_id, s.sponsor_id FROM up
-        JOIN members s ON s.program_id = :p AND s.member_id = up.sponsor_id
+        SELECT s.sponsor_id, c.member_id, c.level + 1 FROM closure c
+        JOIN members s ON s.program_id = :p AND s.member_id = c.ancestor
+        WHERE s.sponsor_id IS NOT NULL
     )
-    SELECT count(*) - 1 FROM up
+    SELECT ancestor, member_id, level FROM closure
     """
 )
-BY_LABELS = text(
+# The same pairs by the labels.
+LABELLED_CLOSURE = text(
     """
-    SELECT d.member_id, d.depth - r.depth AS level FROM members r
+    SELECT r.member_id, d.member_id, d.depth - r.depth FROM members r
     JOIN members d ON d.program_id = r.program_id AND d.lo > r.lo AND d.lo < r.hi
-    WHERE r.program_id = :p AND r.member_id = :root
+    WHERE r.program_id = :p
     """
 )
 
@@ -54,17 +59,15 @@ async def check_labels(connection: AsyncConnection, program_id: str) -> int:
             {"p": program_id},
         )
     ).all()
-    for row in members:
-        plain = set(
-            (await connection.execute(PLAIN_DOWNLINE, {"p": program_id, "root": row[0]})).all()
-        )
-        labelled = set(
-            (await connection.execute(BY_LABELS, {"p": program_id, "root": row[0]})).all()
-        )
-        assert labelled == plain, row[0]
-        depth = (await connection.execute(PLAIN_DEPTH, {"p": program_id, "m": row[0]})).scalar_one()
-        assert row[1] == depth, row[0]
-        assert row[2] < row[3]
+    plain = set((await connection.execute(PLAIN_CLOSURE, {"p": program_id})).all())
+    labelled = set((await connection.execute(LABELLED_CLOSURE, {"p": program_id})).all())
+    assert labelled == plain
+    depth_of = {member: 0 for member, _, _, _ in members}
+    for _, member, level in plain:
+        depth_of[member] = max(depth_of[member], level)
+    for member, depth, lo, hi in members:
+        assert depth == depth_of[member], member
+        assert lo < hi
     labels = [label for row in members for label in (row[2], row[3])]
     assert len(labels) == len(set(labels))  # no two members share a label
     return len(members)
@@ -93,10 +96,11 @@ async def test_labels_follow_enrolments_relabelling_and_moves(
         return await make_room(*args, **kwargs)
 
     monkeypatch.setattr(labels_sql, "make_room", counted)
-    # A chain deep enough to exhaust the label space between neighbours many times (each
-    # level takes a third of its sponsor's gap: about 39 levels use up 2**62).
+    # A chain deep enough to exhaust the label space between neighbours several times (each
+    # level keeps three quarters of its sponsor's gap: about 141 levels use up 2**62, then
+    # about 47 more after each relabelling).
     await enroll(client, program, "C0", None)
-    for i in range(1, 130):
+    for i in range(1, 300):
         await enroll(client, program, f"C{i}", f"C{i - 1}")
     # A sponsor with many recruits, each one placed after the last.
     for i in range(90):
@@ -104,13 +108,13 @@ async def test_labels_follow_enrolments_relabelling_and_moves(
     # A second root, and a random tree hanging from everything.
     await enroll(client, program, "R2", None)
     rng = random.Random(7)
-    everyone = ["R2", *(f"C{i}" for i in range(130)), *(f"F{i}" for i in range(90))]
+    everyone = ["R2", *(f"C{i}" for i in range(300)), *(f"F{i}" for i in range(90))]
     for i in range(120):
         sponsor = rng.choice(everyone)
         await enroll(client, program, f"X{i}", sponsor)
         everyone.append(f"X{i}")
-    assert await check_labels(connection, program.id) == 341
-    assert relabels.count(2) >= 3  # the chain and the wide sponsor ran out of room
+    assert await check_labels(connection, program.id) == 511
+    assert relabels.count(2) >= 3  # the chain ran out of room
 
     # Moves: whole teams change place, including into the densest spots and to the top.
     moved = 0
@@ -126,7 +130,7 @@ async def test_labels_follow_enrolments_relabelling_and_moves(
     )
     assert response.status_code == 200
     assert moved > 20
-    assert await check_labels(connection, program.id) == 341
+    assert await check_labels(connection, program.id) == 511
     # and the service's own answers agree
     member = (await client.get("/v1/members/C0", headers=program.headers)).json()
     plain = (await connection.execute(PLAIN_DOWNLINE, {"p": program.id, "root": "C0"})).all()
