@@ -2,8 +2,8 @@
 does it, without HTTP, the ORM layer or anything else: in one transaction per sale,
 SALE_CONTEXT (plan version, taken id, payable upline), the pure `calculate`, then
 WRITE_SALES (the sale, its lines and its volume), the very statements of
-`service/db/sales.py`, sent by asyncpg from a pool of as many connections as the service
-has clients."""
+`service/db/sales.py` with the same parameters (`write_parameters`), sent by asyncpg from a
+pool of as many connections as the service has clients."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from bench.database import connect_options
 from bench.load import new_sale
 from bench.procs import CpuSnapshot, CpuUse
 from bench.stats import Load
-from service.db.sales import SALE_CONTEXT, WRITE_SALES
+from service.db.sales import SALE_CONTEXT, WRITE_SALES, NewLine, NewSale, write_parameters
 from service.domain.calculator import LevelDecision, Participant, SaleFacts, calculate
 from service.services.plans import plan_of
 
@@ -119,39 +119,37 @@ class BareSql:
                     separators=(",", ":"),
                 ).encode()
             ).hexdigest()
-            period = at.strftime("%Y-%m")
-            lines = calculation.lines
-            written = await connection.fetch(
-                WRITE.sql,
-                *WRITE.args(
-                    {
-                        "program_id": program_id,
-                        "sale_ids": [sale["id"]],
-                        "member_ids": [sale["member_id"]],
-                        "amounts": [amount],
-                        "volumes": [amount],
-                        "currencies": [sale["currency"]],
-                        "categories": ["product"],
-                        "subscription_ids": [None],
-                        "customers": ["retail"],
-                        "occurred_ats": [at],
-                        "periods": [period],
-                        "plan_versions": [context["version"]],
-                        "fingerprints": [fingerprint],
-                        "decisions": [json.dumps([_decision(d) for d in calculation.decisions])],
-                        "line_sale_ids": [sale["id"]] * len(lines),
-                        "line_earners": [line.earner_id for line in lines],
-                        "line_sources": [sale["member_id"]] * len(lines),
-                        "line_kinds": [line.kind.value for line in lines],
-                        "line_levels": [line.level for line in lines],
-                        "line_paid_levels": [line.paid_level for line in lines],
-                        "line_rates": [line.rate for line in lines],
-                        "line_bases": [line.base for line in lines],
-                        "line_amounts": [line.amount for line in lines],
-                        "line_periods": [period] * len(lines),
-                        "line_plan_versions": [context["version"]] * len(lines),
-                    }
+            new_sale = NewSale(
+                sale_id=sale["id"],
+                member_id=sale["member_id"],
+                amount=amount,
+                volume=amount,
+                currency=sale["currency"],
+                category="product",
+                subscription_id=None,
+                customer="retail",
+                occurred_at=at,
+                period=at.strftime("%Y-%m"),
+                plan_version=context["version"],
+                fingerprint=fingerprint,
+                skipped_levels=json.dumps(
+                    [_decision(d) for d in calculation.decisions if not d.paid]
                 ),
+                lines=[
+                    NewLine(
+                        earner_id=line.earner_id,
+                        kind=line.kind.value,
+                        level=line.level,
+                        paid_level=line.paid_level,
+                        rate=line.rate,
+                        base=line.base,
+                        amount=line.amount,
+                    )
+                    for line in calculation.lines
+                ],
+            )
+            written = await connection.fetch(
+                WRITE.sql, *WRITE.args(write_parameters(program_id, [new_sale]))
             )
             if not written:
                 raise RuntimeError(f"sale {sale['id']} exists")

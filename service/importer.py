@@ -97,7 +97,9 @@ async def import_events(
         for batch in _batches(stream, batch_size, progress):
             parsed = [line for line in batch if line.event is not _MALFORMED]
             async with sessions() as session, session.begin():
-                results = await apply_events(session, caller, [line.event for line in parsed])
+                results = await apply_events(
+                    session, caller, [line.event for line in parsed], with_bodies=False
+                )
             outcome = dict(zip((line.number for line in parsed), results, strict=True))
             for line in batch:
                 result = outcome.get(line.number)

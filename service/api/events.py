@@ -19,6 +19,7 @@ from pydantic import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.api import answers
 from service.api import members as members_api
 from service.api import sales as sales_api
 from service.api.deps import SessionDep
@@ -236,6 +237,7 @@ async def _apply_alone(
             key=event.id,
             request_fingerprint=fingerprint,
             apply=lambda: _as_event(lambda: _dispatch(session, caller, event)),
+            rebuild=answers.rebuilder(session, caller.program_id),
         )
     except ServiceError as error:
         return _refused(event.id, error)
@@ -245,10 +247,11 @@ async def _apply_alone(
 
 
 async def apply_events(
-    session: AsyncSession, caller: Principal, raws: list[Any]
+    session: AsyncSession, caller: Principal, raws: list[Any], *, with_bodies: bool = True
 ) -> list[EventResult]:
     """Apply events in order, each exactly once and each on its own: a refused event writes
-    nothing and does not undo the others.
+    nothing and does not undo the others. Without `with_bodies` (the bulk import, which
+    only counts outcomes) created sales answer no body; what is remembered is the same.
 
     Runs of enrolments and sales are applied together, a few statements for the whole run,
     with the same outcome as one at a time: a sale sees only the enrolments and sales before
@@ -269,14 +272,14 @@ async def apply_events(
             run.append((index, event, fingerprint))
             ids_in_run.add(event.id)
             continue
-        await _apply_run(session, caller, run, results)
+        await _apply_run(session, caller, run, results, with_bodies)
         run, ids_in_run = [], set()
         if runs_together:
             run.append((index, event, fingerprint))
             ids_in_run.add(event.id)
         else:
             results[index] = await _apply_alone(session, caller, event, fingerprint)
-    await _apply_run(session, caller, run, results)
+    await _apply_run(session, caller, run, results, with_bodies)
     return [result for result in results if result is not None]
 
 
@@ -285,6 +288,7 @@ async def _apply_run(
     caller: Principal,
     run: list[tuple[int, Any, str]],
     results: list[EventResult | None],
+    with_bodies: bool,
 ) -> None:
     """Claim the run's event ids at once, apply the claimed events together, answer them."""
     if not run:
@@ -307,7 +311,13 @@ async def _apply_run(
             work.append((index, event))
             continue
         try:
-            outcome = intake.replay(applied_before[event.id], intake.EVENT, event.id, fingerprint)
+            outcome = await intake.replay(
+                applied_before[event.id],
+                intake.EVENT,
+                event.id,
+                fingerprint,
+                answers.rebuilder(session, program_id),
+            )
         except ServiceError as error:
             results[index] = _refused(event.id, error)
             continue
@@ -352,10 +362,10 @@ async def _apply_run(
         outcomes[index] = (
             sale_result
             if isinstance(sale_result, ServiceError)
-            else sales_api.sale_outcome(sale_result)
+            else answers.sale_outcome(sale_result, with_body=with_bodies)
         )
 
-    answers: list[tuple[str, int, dict[str, Any]]] = []
+    remembered: list[tuple[str, int, dict[str, Any]]] = []
     withdrawn: list[str] = []
     for index, event in work:
         done = outcomes[index]
@@ -366,8 +376,8 @@ async def _apply_run(
         results[index] = EventResult(
             id=event.id, status=done.status, duplicate=False, body=done.body
         )
-        answers.append((event.id, done.status, done.body))
-    await intake_sql.answer_claims(session, program_id, intake.EVENT, answers)
+        remembered.append((event.id, done.status, intake.remembered(done)))
+    await intake_sql.answer_claims(session, program_id, intake.EVENT, remembered)
     await intake_sql.withdraw_claims(session, program_id, intake.EVENT, withdrawn)
 
 

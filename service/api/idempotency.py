@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.api import answers
 from service.services import intake
 from service.services.intake import Outcome
 from service.services.programs import Principal
@@ -46,5 +47,6 @@ async def answer(
             key=key,
             request_fingerprint=intake.fingerprint([request, body.model_dump(mode="json")]),
             apply=apply,
+            rebuild=answers.rebuilder(session, caller.program_id),
         )
     return JSONResponse(outcome.body, status_code=outcome.status)

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Response, status
 from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.api.answers import line_json, sale_json, sale_outcome
 from service.api.deps import Reader, SessionDep, Writer
 from service.api.idempotency import IdempotencyKey, answer
 from service.api.problems import problem_responses
-from service.api.schemas import Instant, MemberId, Request, instant
-from service.db.sales import LineRow, NewLine, RefundRow, SaleRow
-from service.domain.money import format_money, format_rate
+from service.api.schemas import Instant, MemberId, Request
+from service.db.sales import LineRow, RefundRow, SaleRow
+from service.domain.money import format_money
 from service.services import sales
 from service.services.intake import Outcome
 from service.services.programs import Principal
-from service.services.sales import RecordedSale, RefundInput, SaleInput
+from service.services.sales import RefundInput, SaleInput
 
 router = APIRouter(prefix="/v1/sales", tags=["sales"], responses=problem_responses(401, 403))
 
@@ -59,49 +60,6 @@ class RefundRequest(Request):
     id: ObjectId
     amount: MoneyText = Field(description="partial allowed; never more than what is left")
     occurred_at: Instant
-
-
-def line_json(line: LineRow | NewLine, currency: str) -> dict[str, Any]:
-    """A line as the API prints it (the fast path of `LineOut`)."""
-    return {
-        "earner_id": line.earner_id,
-        "kind": line.kind,
-        "level": line.level,
-        "paid_level": line.paid_level,
-        "rate": format_rate(line.rate),
-        "base": format_money(line.base, currency),
-        "amount": format_money(line.amount, currency),
-    }
-
-
-def sale_json(sale: SaleRow) -> dict[str, Any]:
-    """A sale as the API prints it (the fast path of `SaleOut`)."""
-    currency = sale.currency
-    return {
-        "id": sale.sale_id,
-        "member_id": sale.member_id,
-        "amount": format_money(sale.amount, currency),
-        "currency": currency,
-        "volume": format_money(sale.volume, currency),
-        "category": sale.category,
-        "subscription_id": sale.subscription_id,
-        "customer": sale.customer,
-        "occurred_at": instant(sale.occurred_at),
-        "period": sale.period,
-        "refunded": format_money(sale.refunded, currency),
-        "plan_version": sale.plan_version,
-    }
-
-
-def sale_outcome(recorded: RecordedSale) -> Outcome:
-    currency = recorded.sale.currency
-    return Outcome(
-        status.HTTP_201_CREATED if recorded.created else status.HTTP_200_OK,
-        {
-            "sale": sale_json(recorded.sale),
-            "lines": [line_json(line, currency) for line in recorded.lines],
-        },
-    )
 
 
 class LineOut(BaseModel):
@@ -248,11 +206,10 @@ async def get_sale(
     refunds with their reversal lines."""
     found = await sales.explain_sale(session, caller.program_id, sale_id)
     currency = found.sale.currency
-    levels: list[dict[str, Any]] = found.sale.decisions
     return SaleDetail(
         sale=SaleOut.of(found.sale),
         lines=[LineOut.of(x, currency) for x in found.lines],
-        levels=[LevelOut(**level) for level in levels],
+        levels=[LevelOut(**level) for level in found.levels],
         refunds=[
             SaleRefund(
                 **RefundOut.of(r.refund, currency).model_dump(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -29,7 +30,7 @@ class SaleRow:
     refunded: Decimal
     refunded_volume: Decimal
     fingerprint: str
-    decisions: list[dict[str, Any]]
+    skipped_levels: list[dict[str, Any]]
     created_at: datetime
 
 
@@ -427,31 +428,36 @@ class NewSale:
     period: str
     plan_version: int
     fingerprint: str
-    decisions: str
+    skipped_levels: str
     lines: list[NewLine]
 
 
 # The sales of a batch, their lines (in the order given: line ids follow it) and their
-# sellers' period volumes, in one statement. A sale whose id was taken meanwhile is not
-# inserted, and neither are its lines or volume.
+# sellers' period volumes, in one statement. A line names its sale by its position in the
+# batch and takes the sale's id, seller, period, plan version and volume (its base) from it.
+# A sale whose id was taken meanwhile is not inserted, and neither are its lines or volume.
 WRITE_SALES = text(
     """
-    WITH new_sales AS (
+    WITH input AS (
+        SELECT * FROM unnest(CAST(:sale_ids AS text[]), CAST(:member_ids AS text[]),
+                             CAST(:amounts AS numeric[]), CAST(:volumes AS numeric[]),
+                             CAST(:currencies AS text[]), CAST(:categories AS text[]),
+                             CAST(:subscription_ids AS text[]), CAST(:customers AS text[]),
+                             CAST(:occurred_ats AS timestamptz[]), CAST(:periods AS text[]),
+                             CAST(:plan_versions AS int[]), CAST(:fingerprints AS text[]),
+                             CAST(:skipped_levels AS text[]))
+             WITH ORDINALITY AS s(sale_id, member_id, amount, volume, currency, category,
+                                  subscription_id, customer, occurred_at, period, plan_version,
+                                  fingerprint, skipped_levels, position)
+    ),
+    new_sales AS (
         INSERT INTO sales (program_id, sale_id, member_id, amount, volume, currency, category,
                            subscription_id, customer, occurred_at, period, plan_version,
-                           fingerprint, decisions)
+                           fingerprint, skipped_levels)
         SELECT :program_id, s.sale_id, s.member_id, s.amount, s.volume, s.currency, s.category,
                s.subscription_id, s.customer, s.occurred_at, s.period, s.plan_version,
-               s.fingerprint, CAST(s.decisions AS jsonb)
-        FROM unnest(CAST(:sale_ids AS text[]), CAST(:member_ids AS text[]),
-                    CAST(:amounts AS numeric[]), CAST(:volumes AS numeric[]),
-                    CAST(:currencies AS text[]), CAST(:categories AS text[]),
-                    CAST(:subscription_ids AS text[]), CAST(:customers AS text[]),
-                    CAST(:occurred_ats AS timestamptz[]), CAST(:periods AS text[]),
-                    CAST(:plan_versions AS int[]), CAST(:fingerprints AS text[]),
-                    CAST(:decisions AS text[]))
-             AS s(sale_id, member_id, amount, volume, currency, category, subscription_id,
-                  customer, occurred_at, period, plan_version, fingerprint, decisions)
+               s.fingerprint, CAST(s.skipped_levels AS jsonb)
+        FROM input s
         ON CONFLICT (program_id, sale_id) DO NOTHING
         RETURNING sale_id, member_id, volume, period, subscription_id
     ),
@@ -459,18 +465,16 @@ WRITE_SALES = text(
         INSERT INTO commission_lines (program_id, sale_id, earner_id, source_member_id, kind,
                                       level, paid_level, rate, base, amount, period,
                                       plan_version)
-        SELECT :program_id, l.sale_id, l.earner_id, l.source_member_id, l.kind, l.level,
-               l.paid_level, l.rate, l.base, l.amount, l.period, l.plan_version
-        FROM unnest(CAST(:line_sale_ids AS text[]), CAST(:line_earners AS text[]),
-                    CAST(:line_sources AS text[]), CAST(:line_kinds AS text[]),
-                    CAST(:line_levels AS int[]), CAST(:line_paid_levels AS int[]),
-                    CAST(:line_rates AS numeric[]), CAST(:line_bases AS numeric[]),
-                    CAST(:line_amounts AS numeric[]), CAST(:line_periods AS text[]),
-                    CAST(:line_plan_versions AS int[]))
-             WITH ORDINALITY AS l(sale_id, earner_id, source_member_id, kind, level,
-                                  paid_level, rate, base, amount, period, plan_version,
+        SELECT :program_id, s.sale_id, l.earner_id, s.member_id, l.kind, l.level,
+               l.paid_level, l.rate, s.volume, l.amount, s.period, s.plan_version
+        FROM unnest(CAST(:line_sales AS bigint[]), CAST(:line_earners AS text[]),
+                    CAST(:line_kinds AS text[]), CAST(:line_levels AS int[]),
+                    CAST(:line_paid_levels AS int[]), CAST(:line_rates AS numeric[]),
+                    CAST(:line_amounts AS numeric[]))
+             WITH ORDINALITY AS l(sale, earner_id, kind, level, paid_level, rate, amount,
                                   position)
-        WHERE l.sale_id IN (SELECT sale_id FROM new_sales)
+        JOIN input s ON s.position = l.sale
+        WHERE s.sale_id IN (SELECT sale_id FROM new_sales)
         ORDER BY l.position
     ),
     volumes AS (
@@ -491,39 +495,41 @@ WRITE_SALES = text(
 )
 
 
+def write_parameters(program_id: str, sales: list[NewSale]) -> dict[str, Any]:
+    """The parameters of WRITE_SALES for these sales (each line's base is its sale's volume)."""
+    line_sales: list[int] = []
+    lines: list[NewLine] = []
+    for position, sale in enumerate(sales, start=1):
+        line_sales.extend(itertools.repeat(position, len(sale.lines)))
+        lines.extend(sale.lines)
+    return {
+        "program_id": program_id,
+        "sale_ids": [s.sale_id for s in sales],
+        "member_ids": [s.member_id for s in sales],
+        "amounts": [s.amount for s in sales],
+        "volumes": [s.volume for s in sales],
+        "currencies": [s.currency for s in sales],
+        "categories": [s.category for s in sales],
+        "subscription_ids": [s.subscription_id for s in sales],
+        "customers": [s.customer for s in sales],
+        "occurred_ats": [s.occurred_at for s in sales],
+        "periods": [s.period for s in sales],
+        "plan_versions": [s.plan_version for s in sales],
+        "fingerprints": [s.fingerprint for s in sales],
+        "skipped_levels": [s.skipped_levels for s in sales],
+        "line_sales": line_sales,
+        "line_earners": [line.earner_id for line in lines],
+        "line_kinds": [line.kind for line in lines],
+        "line_levels": [line.level for line in lines],
+        "line_paid_levels": [line.paid_level for line in lines],
+        "line_rates": [line.rate for line in lines],
+        "line_amounts": [line.amount for line in lines],
+    }
+
+
 async def write_sales(session: AsyncSession, program_id: str, sales: list[NewSale]) -> set[str]:
     """Write the sales, their lines and volumes in one statement; answers the ids written."""
     if not sales:
         return set()
-    lines = [(sale, line) for sale in sales for line in sale.lines]
-    rows = await session.execute(
-        WRITE_SALES,
-        {
-            "program_id": program_id,
-            "sale_ids": [s.sale_id for s in sales],
-            "member_ids": [s.member_id for s in sales],
-            "amounts": [s.amount for s in sales],
-            "volumes": [s.volume for s in sales],
-            "currencies": [s.currency for s in sales],
-            "categories": [s.category for s in sales],
-            "subscription_ids": [s.subscription_id for s in sales],
-            "customers": [s.customer for s in sales],
-            "occurred_ats": [s.occurred_at for s in sales],
-            "periods": [s.period for s in sales],
-            "plan_versions": [s.plan_version for s in sales],
-            "fingerprints": [s.fingerprint for s in sales],
-            "decisions": [s.decisions for s in sales],
-            "line_sale_ids": [sale.sale_id for sale, _ in lines],
-            "line_earners": [line.earner_id for _, line in lines],
-            "line_sources": [sale.member_id for sale, _ in lines],
-            "line_kinds": [line.kind for _, line in lines],
-            "line_levels": [line.level for _, line in lines],
-            "line_paid_levels": [line.paid_level for _, line in lines],
-            "line_rates": [line.rate for _, line in lines],
-            "line_bases": [line.base for _, line in lines],
-            "line_amounts": [line.amount for _, line in lines],
-            "line_periods": [sale.period for sale, _ in lines],
-            "line_plan_versions": [sale.plan_version for sale, _ in lines],
-        },
-    )
+    rows = await session.execute(WRITE_SALES, write_parameters(program_id, sales))
     return {row.sale_id for row in rows}

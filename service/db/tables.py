@@ -127,7 +127,8 @@ sales = Table(
     Column("refunded", MONEY, nullable=False, server_default="0"),
     Column("refunded_volume", MONEY, nullable=False, server_default="0"),
     Column("fingerprint", Text, nullable=False),
-    Column("decisions", JSONB, nullable=False),
+    # The upline levels the sale did not pay, and why; the paid ones are its override lines.
+    Column("skipped_levels", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("program_id", "sale_id"),
 )

@@ -23,11 +23,27 @@ HTTP = "http"
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What applying a request answered: the status and the JSON body."""
+    """What applying a request answered: the status and the JSON body.
+
+    `stored` is what the memory of the request keeps in place of the body when the body can
+    be built again from records that never change (see `Rebuild`); None: the body itself.
+    """
 
     status: int
     body: dict[str, Any]
     duplicate: bool = False
+    stored: dict[str, Any] | None = None
+
+
+Rebuild = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+"""Builds the body of a remembered answer again from what was stored in its place."""
+
+_REFERENCE = "$answer"
+
+
+def remembered(outcome: Outcome) -> dict[str, Any]:
+    """What the memory of an applied request keeps of its answer."""
+    return outcome.body if outcome.stored is None else {_REFERENCE: outcome.stored}
 
 
 def fingerprint(value: object) -> str:
@@ -44,6 +60,7 @@ async def apply_once(
     key: str,
     request_fingerprint: str,
     apply: Callable[[], Awaitable[Outcome]],
+    rebuild: Rebuild,
 ) -> Outcome:
     """Apply a request at most once, ever.
 
@@ -56,21 +73,26 @@ async def apply_once(
         if await intake_sql.claim(session, program_id, scope, [key], [request_fingerprint]):
             outcome = await apply()
             await intake_sql.answer_claims(
-                session, program_id, scope, [(key, outcome.status, outcome.body)]
+                session, program_id, scope, [(key, outcome.status, remembered(outcome))]
             )
             return outcome
     found = await intake_sql.find_applied(session, program_id, scope, key)
     assert found is not None  # the claim failed because a committed answer exists
-    return replay(found, scope, key, request_fingerprint)
+    return await replay(found, scope, key, request_fingerprint, rebuild)
 
 
-def replay(found: AppliedRequest, scope: str, key: str, request_fingerprint: str) -> Outcome:
+async def replay(
+    found: AppliedRequest, scope: str, key: str, request_fingerprint: str, rebuild: Rebuild
+) -> Outcome:
     """The first answer of an applied request, or a conflict when the body differs."""
     if found.fingerprint != request_fingerprint:
         if scope == EVENT:
             raise EventConflict(f"event {key!r} was applied with a different body")
         raise IdempotencyConflict(f"Idempotency-Key {key!r} was used for another request")
-    return Outcome(status=found.status, body=found.response, duplicate=True)
+    body = found.response
+    if _REFERENCE in body:
+        body = await rebuild(body[_REFERENCE])
+    return Outcome(status=found.status, body=body, duplicate=True)
 
 
 def new_secret() -> tuple[str, str]:

@@ -4,7 +4,7 @@ reversal lines of a refund, written with the refund."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -94,8 +94,12 @@ class RefundWithLines:
 
 @dataclass(frozen=True, slots=True)
 class SaleExplained:
+    """A sale, its lines, and who held each upline level it looked at: `levels` is paid or
+    skipped (and why), nearest first, as the API prints it."""
+
     sale: SaleRow
     lines: list[LineRow]
+    levels: list[dict[str, Any]]
     refunds: list[RefundWithLines]
 
 
@@ -144,6 +148,8 @@ async def record_sales(
     whatever their number: one query reads, for every sale, the plan version in force when
     it occurred and the seller's upline as it is now (as far as that plan can pay); the
     calculation is the pure `calculate`; one statement writes the sales, lines and volumes.
+    With each sale go the upline levels it did not pay and why (the paid levels are its
+    override lines), so that GET /v1/sales/{id} can explain it.
 
     Sales are taken in order, as if posted one after another: a sale sees the volume of
     those before it in the window of an activity rule. Posting a sale again answers the
@@ -236,8 +242,8 @@ async def record_sales(
             period=period,
             plan_version=context.plan_version,
             fingerprint=fingerprint,
-            decisions=json.dumps(
-                [_decision_json(d, currency) for d in calculation.decisions],
+            skipped_levels=json.dumps(
+                [_decision_json(d, currency) for d in calculation.decisions if not d.paid],
                 separators=(",", ":"),
             ),
             lines=[_new_line(line) for line in calculation.lines],
@@ -301,7 +307,7 @@ def _row_of(sale: NewSale, now: datetime) -> SaleRow:
         refunded=Decimal(0),
         refunded_volume=Decimal(0),
         fingerprint=sale.fingerprint,
-        decisions=[],  # the explanation is read back by GET /v1/sales/{id}, not answered here
+        skipped_levels=[],  # the explanation is read back by GET /v1/sales/{id}, not answered
         created_at=now,
     )
 
@@ -340,6 +346,20 @@ async def _replayed_sale(
     return RecordedSale(sale=existing, lines=originals, created=False)
 
 
+async def first_answer(session: AsyncSession, program_id: str, sale_id: str) -> RecordedSale:
+    """The sale as it was answered when it was created: its lines, and nothing refunded yet
+    (every other field of a sale and its lines never change)."""
+    sale = await sale_sql.get_sale(session, program_id, sale_id)
+    if sale is None:
+        raise SaleNotFound(f"sale {sale_id!r} does not exist")
+    lines = await sale_sql.lines_of_sale(session, program_id, sale_id)
+    return RecordedSale(
+        sale=replace(sale, refunded=Decimal(0), refunded_volume=Decimal(0)),
+        lines=[line for line in lines if line.refund_id is None],
+        created=True,
+    )
+
+
 async def explain_sale(session: AsyncSession, program_id: str, sale_id: str) -> SaleExplained:
     """The sale, the lines it paid, and its refunds with their reversal lines."""
     sale = await sale_sql.get_sale(session, program_id, sale_id)
@@ -347,9 +367,11 @@ async def explain_sale(session: AsyncSession, program_id: str, sale_id: str) -> 
         raise SaleNotFound(f"sale {sale_id!r} does not exist")
     lines = await sale_sql.lines_of_sale(session, program_id, sale_id)
     refunds = await sale_sql.refunds_of_sale(session, program_id, sale_id)
+    originals = [line for line in lines if line.refund_id is None]
     return SaleExplained(
         sale=sale,
-        lines=[line for line in lines if line.refund_id is None],
+        lines=originals,
+        levels=_levels(sale, originals),
         refunds=[
             RefundWithLines(
                 refund=refund,
@@ -358,6 +380,28 @@ async def explain_sale(session: AsyncSession, program_id: str, sale_id: str) -> 
             for refund in refunds
         ],
     )
+
+
+def _levels(sale: SaleRow, lines: list[LineRow]) -> list[dict[str, Any]]:
+    """Every upline level the calculation looked at: the paid ones are the sale's override
+    lines, the others were stored with the sale (see `record_sales`)."""
+    paid = [
+        _decision_json(
+            LevelDecision(
+                level=line.level,
+                member_id=line.earner_id,
+                paid=True,
+                paid_level=line.paid_level,
+                rate=line.rate,
+                amount=line.amount,
+                reason=None,
+            ),
+            sale.currency,
+        )
+        for line in lines
+        if line.kind == LineKind.OVERRIDE
+    ]
+    return sorted([*paid, *sale.skipped_levels], key=lambda level: int(level["level"]))
 
 
 async def refund_sale(

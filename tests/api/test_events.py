@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from standardwebhooks.webhooks import Webhook
 
 from service.db import intake as intake_sql
@@ -125,6 +125,62 @@ async def test_a_replay_answers_as_the_first_delivery_did(
     assert again.json()["body"] == first.json()["body"]
     sale = (await client.get("/v1/sales/O-1", headers=program.headers)).json()
     assert len(sale["lines"]) == 2
+
+
+async def test_a_sale_is_remembered_by_reference_and_replayed_as_first_answered(
+    client: httpx.AsyncClient, program: Program, connection: AsyncConnection
+) -> None:
+    await put_plan(client, program, categories=PLAN)
+    await enroll_chain(client, program, "A", "S")
+    single = await post_events(client, program, sale_event("evt_1", "O-1", "S", "10.00"))
+    batch = await post_events(
+        client, program, {"events": [sale_event("evt_2", "O-2", "S", "20.00")]}
+    )
+    rest = await client.post(
+        "/v1/sales",
+        json=sale_event("x", "O-3", "S", "30.00")["data"],
+        headers={**program.headers, "Idempotency-Key": "sale-3"},
+    )
+    assert single.status_code == rest.status_code == 201
+    # What is remembered is the sale's id, not the answer's body.
+    stored = (
+        await connection.execute(
+            text(
+                "SELECT request_key, response FROM applied_requests"
+                " WHERE program_id = :p ORDER BY request_key"
+            ),
+            {"p": program.id},
+        )
+    ).all()
+    assert [(key, response) for key, response in stored] == [
+        ("evt_1", {"$answer": {"sale_id": "O-1"}}),
+        ("evt_2", {"$answer": {"sale_id": "O-2"}}),
+        ("sale-3", {"$answer": {"sale_id": "O-3"}}),
+    ]
+    # Refunds change the sales since...
+    for sale_id in ("O-1", "O-2", "O-3"):
+        refunded = await client.post(
+            f"/v1/sales/{sale_id}/refunds",
+            json={"id": f"R-{sale_id}", "amount": "5.00", "occurred_at": "2026-11-04T00:00:00Z"},
+            headers=program.headers,
+        )
+        assert refunded.status_code == 201
+    # ...but each replay answers exactly what the first delivery answered: refunded 0.00.
+    again = await post_events(client, program, sale_event("evt_1", "O-1", "S", "10.00"))
+    assert again.json()["body"] == single.json()["body"]
+    assert again.json()["body"]["sale"]["refunded"] == "0.00"
+    assert [line["amount"] for line in again.json()["body"]["lines"]] == ["1.00", "0.50"]
+    batch_again = await post_events(
+        client, program, {"events": [sale_event("evt_2", "O-2", "S", "20.00")]}
+    )
+    assert batch_again.json()["results"][0]["duplicate"] is True
+    assert batch_again.json()["results"][0]["body"] == batch.json()["results"][0]["body"]
+    rest_again = await client.post(
+        "/v1/sales",
+        json=sale_event("x", "O-3", "S", "30.00")["data"],
+        headers={**program.headers, "Idempotency-Key": "sale-3"},
+    )
+    assert (rest_again.status_code, rest_again.json()) == (201, rest.json())
 
 
 async def test_same_event_id_with_another_body_is_409(
