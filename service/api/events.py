@@ -283,6 +283,10 @@ async def apply_events(
     return [result for result in results if result is not None]
 
 
+async def _no_body(stored: dict[str, Any]) -> dict[str, Any]:
+    return {}
+
+
 async def _apply_run(
     session: AsyncSession,
     caller: Principal,
@@ -305,6 +309,8 @@ async def _apply_run(
     applied_before = await intake_sql.find_applied_keys(
         session, program_id, intake.EVENT, [e.id for _, e, _ in run if e.id not in claimed]
     )
+    # A caller that only counts outcomes does not need remembered answers built again.
+    rebuild = answers.rebuilder(session, program_id) if with_bodies else _no_body
     work = []
     for index, event, fingerprint in run:
         if event.id in claimed:
@@ -312,11 +318,7 @@ async def _apply_run(
             continue
         try:
             outcome = await intake.replay(
-                applied_before[event.id],
-                intake.EVENT,
-                event.id,
-                fingerprint,
-                answers.rebuilder(session, program_id),
+                applied_before[event.id], intake.EVENT, event.id, fingerprint, rebuild
             )
         except ServiceError as error:
             results[index] = _refused(event.id, error)

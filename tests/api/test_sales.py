@@ -7,7 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from tests.api.flows import enroll, enroll_chain, paid, post_sale, put_plan, refund
 from tests.conftest import Program, make_program
@@ -689,3 +691,21 @@ async def test_forged_cursors_with_huge_numbers_are_422(
     )
     assert response.status_code == 422
     assert response.json()["code"] == "invalid_cursor"
+
+
+async def test_the_database_refuses_to_delete_a_sale_or_rewrite_its_lines(
+    connection: AsyncConnection, client: httpx.AsyncClient, program: Program
+) -> None:
+    await put_plan(client, program, categories=PRODUCT_3)
+    await enroll_chain(client, program, "A", "S")
+    await post_sale(client, program, "O-1", "S", "100.00")
+    for statement, refusal in [
+        ("DELETE FROM sales", "rows of sales are never deleted"),
+        ("DELETE FROM commission_lines", "commission_lines is append-only"),
+        ("UPDATE commission_lines SET amount = 0", "commission_lines is append-only"),
+    ]:
+        with pytest.raises(DBAPIError, match=refusal):
+            async with connection.begin_nested():
+                await connection.execute(text(statement))
+    response = await client.get("/v1/sales/O-1", headers=program.headers)
+    assert [line["amount"] for line in response.json()["lines"]] == ["10.00", "5.00"]
