@@ -10,9 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from service import importer
+from service.db import statistics
 from service.importer import import_events
 from tests.api.flows import put_plan
 from tests.conftest import Program
@@ -168,3 +171,36 @@ def test_import_command(
     )
     assert missing.returncode == 2
     assert json.loads(missing.stderr)["error"] == "program_not_found"
+
+
+async def test_import_refreshes_statistics_as_the_tables_double(
+    engine: AsyncEngine,
+    live_client: httpx.AsyncClient,
+    live_sessions: async_sessionmaker[AsyncSession],
+    live_program: Program,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await put_plan(live_client, live_program, categories=PLAN)
+    path = _write(tmp_path / "events.ndjson", [json.dumps(e) for e in _events(60)])
+    refreshed_after: list[int] = []
+    refresh = statistics.refresh
+
+    async def counted(session: AsyncSession) -> None:
+        refreshed_after.append(len(refreshed_after))
+        await refresh(session)
+
+    monkeypatch.setattr(importer, "FIRST_STATISTICS_AT", 10)
+    monkeypatch.setattr(statistics, "refresh", counted)
+    report = await import_events(live_sessions, live_program.id, path, batch_size=10)
+    assert report.applied == 120
+    # batches of 10: refreshed once 10 are applied, then at 20, 40 and 80 (not again at 120,
+    # since the next is due at 160)
+    assert len(refreshed_after) == 4
+    async with engine.connect() as connection:
+        analyzed = (
+            await connection.execute(
+                text("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'members'")
+            )
+        ).scalar_one()
+    assert analyzed is not None
