@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.tables import member_moves, members
@@ -47,20 +48,30 @@ class RelativeRow:
     level: int
 
 
-def _member(mapping: Any) -> MemberRow:
-    return MemberRow(**{column.name: mapping[column.name] for column in _COLUMNS})
+def _member(row: Sequence[Any]) -> MemberRow:
+    """A member from a row that starts with the columns of `_COLUMNS`, in their order: every
+    query here selects members so, a relative's `level` right after them (by position: a
+    lookup by name per column costs more than the query itself on a page of a hundred)."""
+    return MemberRow(*row[:_FIELDS])
+
+
+_FIELDS = len(_COLUMNS)
+_GET_MEMBER = select(*_COLUMNS).where(
+    members.c.program_id == bindparam("program_id"), members.c.member_id == bindparam("member_id")
+)
+_GET_MEMBER_FOR_UPDATE = _GET_MEMBER.with_for_update()
 
 
 async def get_member(
     session: AsyncSession, program_id: str, member_id: str, *, for_update: bool = False
 ) -> MemberRow | None:
-    statement = select(*_COLUMNS).where(
-        members.c.program_id == program_id, members.c.member_id == member_id
-    )
-    if for_update:
-        statement = statement.with_for_update()
-    row = (await session.execute(statement)).one_or_none()
-    return _member(row._mapping) if row is not None else None
+    row = (
+        await session.execute(
+            _GET_MEMBER_FOR_UPDATE if for_update else _GET_MEMBER,
+            {"program_id": program_id, "member_id": member_id},
+        )
+    ).one_or_none()
+    return _member(row) if row is not None else None
 
 
 async def update_member(
@@ -74,7 +85,7 @@ async def update_member(
             .returning(*_COLUMNS)
         )
     ).one()
-    return _member(row._mapping)
+    return _member(row)
 
 
 async def lock_genealogy(session: AsyncSession, program_id: str) -> None:
@@ -170,7 +181,7 @@ async def upline_of(
     rows = await session.execute(
         _UPLINE, {"program_id": program_id, "start": start, "levels": levels}
     )
-    return [RelativeRow(member=_member(r._mapping), level=r.level) for r in rows]
+    return [RelativeRow(member=_member(r), level=r[_FIELDS]) for r in rows.all()]
 
 
 # Everyone below :root down to :max_depth, depth-first (a member, then their team), after
@@ -239,7 +250,7 @@ async def downline_page(
             "limit": limit,
         },
     )
-    return [RelativeRow(member=_member(r._mapping), level=r.level) for r in rows]
+    return [RelativeRow(member=_member(r), level=r[_FIELDS]) for r in rows.all()]
 
 
 _TEAM_COUNTS = text(
@@ -303,7 +314,7 @@ async def get_members(
             members.c.program_id == program_id, members.c.member_id.in_(member_ids)
         )
     )
-    return {row.member_id: _member(row._mapping) for row in rows}
+    return {row.member_id: _member(row) for row in rows}
 
 
 _INSERT_MEMBERS = text(
@@ -355,4 +366,4 @@ async def insert_members(
             "depths": [m.depth for m in new_members],
         },
     )
-    return {row.member_id: _member(row._mapping) for row in rows}
+    return {row.member_id: _member(row) for row in rows}

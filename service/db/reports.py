@@ -145,18 +145,22 @@ async def team_by_level(
 ) -> list[TeamLevel]:
     """Per level below `root` (level 0: `root` alone): members, active ones, those enrolled
     in [start, end), and net volume in `period`. Empty when `root` does not exist."""
-    rows = await session.execute(
-        _TEAM_BY_LEVEL,
-        {"program_id": program_id, "root": root, "period": period, "start": start, "end": end},
-    )
+    rows = (
+        await session.execute(
+            _TEAM_BY_LEVEL,
+            {"program_id": program_id, "root": root, "period": period, "start": start, "end": end},
+        )
+    ).all()
+    # Fetched at once and unpacked by position: a deep chain has thousands of level rows,
+    # and a row fetched alone or read by column name costs more than the query.
     return [
         TeamLevel(
-            level=r.level,
-            members=int(r.members),
-            active=int(r.active),
-            new=int(r.new),
-            volume=r.volume,
-            residual_volume=r.residual_volume,
+            level=level,
+            members=int(members),
+            active=int(active),
+            new=int(new),
+            volume=volume,
+            residual_volume=residual_volume,
         )
-        for r in rows
+        for level, members, active, new, volume, residual_volume in rows
     ]

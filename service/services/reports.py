@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.db import members as member_sql
 from service.db import reports as report_sql
 from service.db.programs import ProgramRow
+from service.db.reports import TeamLevel
 from service.db.sales import LineRow
 from service.domain.periods import period_bounds
 from service.errors import MemberNotFound
@@ -48,15 +49,6 @@ class LinePage:
 
 
 @dataclass(frozen=True, slots=True)
-class DownlineLevel:
-    level: int
-    members: int
-    active: int
-    new: int
-    volume: Decimal
-
-
-@dataclass(frozen=True, slots=True)
 class DownlineStats:
     total_members: int
     active_members: int
@@ -65,7 +57,7 @@ class DownlineStats:
     personal_volume: Decimal
     group_volume: Decimal
     residual_volume: Decimal
-    levels: list[DownlineLevel]
+    levels: list[TeamLevel]
 
 
 async def _require_member(session: AsyncSession, program_id: str, member_id: str) -> None:
@@ -144,10 +136,5 @@ async def downline_stats(
         personal_volume=own[0].volume if own else ZERO,
         group_volume=sum((r.volume for r in team), ZERO),
         residual_volume=sum((r.residual_volume for r in team), ZERO),
-        levels=[
-            DownlineLevel(
-                level=r.level, members=r.members, active=r.active, new=r.new, volume=r.volume
-            )
-            for r in team
-        ],
+        levels=team,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import httpx
@@ -9,6 +10,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.db import members as member_sql
 from tests.api.flows import insert_tree
 from tests.conftest import Program
 
@@ -473,3 +475,11 @@ async def test_walks_of_unknown_member_are_404(client: httpx.AsyncClient, progra
         response = await client.get(f"/v1/members/NOBODY/{path}", headers=program.headers)
         assert response.status_code == 404
         assert response.json()["code"] == "member_not_found"
+
+
+def test_member_rows_are_read_by_position_in_the_order_of_their_fields() -> None:
+    # every member query selects member_sql._COLUMNS first, in this order, and _member reads
+    # the row by position: the dataclass must name them in the same order
+    assert [f.name for f in dataclasses.fields(member_sql.MemberRow)] == [
+        column.name for column in member_sql._COLUMNS
+    ]
