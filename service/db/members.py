@@ -185,21 +185,28 @@ async def upline_of(
 
 
 # Everyone below :root down to :max_depth, depth-first (a member, then their team), after
-# the member :after_id: one range scan of the interval labels (ix_members_lo).
+# the member :after_id: one range scan of the interval labels (ix_members_lo). The scan sits
+# in a LATERAL subquery so that the root's labels bound it as index conditions; joined
+# plainly, the planner may walk the whole index in label order and filter, which for a
+# member with a small team (or none) reads every member of the program.
 _DOWNLINE_PAGE = text(
     """
     SELECT m.member_id, m.sponsor_id, m.enrolled_sponsor_id, m.enrolled_at, m.status, m.name,
            m.rank, m.created_at, m.updated_at, m.depth, m.depth - r.depth AS level
     FROM members r
-    JOIN members m ON m.program_id = r.program_id
-     AND m.lo > COALESCE((SELECT a.lo FROM members a
-                          WHERE a.program_id = r.program_id AND a.member_id = :after_id
-                            AND a.lo > r.lo AND a.lo < r.hi), r.lo)
-     AND m.lo < r.hi
+    CROSS JOIN LATERAL (
+        SELECT * FROM members m
+        WHERE m.program_id = r.program_id
+          AND m.lo > COALESCE((SELECT a.lo FROM members a
+                               WHERE a.program_id = r.program_id AND a.member_id = :after_id
+                                 AND a.lo > r.lo AND a.lo < r.hi), r.lo)
+          AND m.lo < r.hi
+          AND m.depth <= r.depth + :max_depth
+        ORDER BY m.lo
+        LIMIT :limit
+    ) m
     WHERE r.program_id = :program_id AND r.member_id = :root
-      AND m.depth <= r.depth + :max_depth
     ORDER BY m.lo
-    LIMIT :limit
     """
 )
 
