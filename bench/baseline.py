@@ -26,9 +26,10 @@ from bench.database import connect_options
 from bench.load import new_sale
 from bench.procs import CpuSnapshot, CpuUse
 from bench.stats import Load
-from service.db.sales import SALE_CONTEXT, WRITE_SALES, NewLine, NewSale, write_parameters
+from service.db.sales import SALE_CONTEXT, WRITE_SALES, NewSale, write_parameters
 from service.domain.calculator import LevelDecision, Participant, SaleFacts, calculate
 from service.services.plans import plan_of
+from service.services.sales import new_line
 
 
 class Statement:
@@ -135,18 +136,7 @@ class BareSql:
                 skipped_levels=json.dumps(
                     [_decision(d) for d in calculation.decisions if not d.paid]
                 ),
-                lines=[
-                    NewLine(
-                        earner_id=line.earner_id,
-                        kind=line.kind.value,
-                        level=line.level,
-                        paid_level=line.paid_level,
-                        rate=line.rate,
-                        base=line.base,
-                        amount=line.amount,
-                    )
-                    for line in calculation.lines
-                ],
+                lines=[new_line(line) for line in calculation.lines],
             )
             written = await connection.fetch(
                 WRITE.sql, *WRITE.args(write_parameters(program_id, [new_sale]))

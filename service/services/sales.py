@@ -246,7 +246,7 @@ async def record_sales(
                 [_decision_json(d, currency) for d in calculation.decisions if not d.paid],
                 separators=(",", ":"),
             ),
-            lines=[_new_line(line) for line in calculation.lines],
+            lines=[new_line(line) for line in calculation.lines],
         )
         first_of[sale.sale_id] = index
         earlier.setdefault(sale.member_id, []).append((sale.occurred_at, volume))
@@ -324,7 +324,8 @@ async def _replay(
         return error
 
 
-def _new_line(line: Line) -> NewLine:
+def new_line(line: Line) -> NewLine:
+    """A calculated line as the ledger writes it."""
     return NewLine(
         earner_id=line.earner_id,
         kind=line.kind.value,
