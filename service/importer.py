@@ -20,7 +20,7 @@ from service.services.programs import Principal
 MAX_REFUSALS_SHOWN = 20
 FIRST_STATISTICS_AT = 1000
 """The tables' statistics are refreshed once this many events are applied, then each time
-the applied events double: about twenty times for a hundred million events."""
+the applied events double: about seventeen times for a hundred million events."""
 
 
 @dataclass

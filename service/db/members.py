@@ -48,6 +48,9 @@ class RelativeRow:
     level: int
 
 
+_FIELDS = len(_COLUMNS)
+
+
 def _member(row: Sequence[Any]) -> MemberRow:
     """A member from a row that starts with the columns of `_COLUMNS`, in their order: every
     query here selects members so, a relative's `level` right after them (by position: a
@@ -55,7 +58,6 @@ def _member(row: Sequence[Any]) -> MemberRow:
     return MemberRow(*row[:_FIELDS])
 
 
-_FIELDS = len(_COLUMNS)
 _GET_MEMBER = select(*_COLUMNS).where(
     members.c.program_id == bindparam("program_id"), members.c.member_id == bindparam("member_id")
 )
