@@ -337,14 +337,19 @@ def new_line(line: Line) -> NewLine:
     )
 
 
+async def _paid_lines(session: AsyncSession, program_id: str, sale_id: str) -> list[LineRow]:
+    """The lines the sale paid, without the reversal lines of its refunds."""
+    lines = await sale_sql.lines_of_sale(session, program_id, sale_id)
+    return [line for line in lines if line.refund_id is None]
+
+
 async def _replayed_sale(
     session: AsyncSession, program_id: str, existing: SaleRow, fingerprint: str
 ) -> RecordedSale:
     if existing.fingerprint != fingerprint:
         raise SaleConflict(f"sale {existing.sale_id!r} exists with different details")
-    lines = await sale_sql.lines_of_sale(session, program_id, existing.sale_id)
-    originals = [line for line in lines if line.refund_id is None]
-    return RecordedSale(sale=existing, lines=originals, created=False)
+    lines = await _paid_lines(session, program_id, existing.sale_id)
+    return RecordedSale(sale=existing, lines=lines, created=False)
 
 
 async def first_answer(session: AsyncSession, program_id: str, sale_id: str) -> RecordedSale:
@@ -353,10 +358,9 @@ async def first_answer(session: AsyncSession, program_id: str, sale_id: str) -> 
     sale = await sale_sql.get_sale(session, program_id, sale_id)
     if sale is None:
         raise SaleNotFound(f"sale {sale_id!r} does not exist")
-    lines = await sale_sql.lines_of_sale(session, program_id, sale_id)
     return RecordedSale(
         sale=replace(sale, refunded=Decimal(0), refunded_volume=Decimal(0)),
-        lines=[line for line in lines if line.refund_id is None],
+        lines=await _paid_lines(session, program_id, sale_id),
         created=True,
     )
 
@@ -445,11 +449,7 @@ async def refund_sale(
             f"only {format_money(left, currency)} of sale {sale_id!r} is left to refund",
             left=format_money(left, currency),
         )
-    originals = [
-        line
-        for line in await sale_sql.lines_of_sale(session, program_id, sale_id)
-        if line.refund_id is None
-    ]
+    originals = await _paid_lines(session, program_id, sale_id)
     reversals = reversal_lines(
         [
             Line(
