@@ -28,7 +28,9 @@ from service.api.sales import ObjectId, RefundRequest, SaleRequest
 from service.api.schemas import EnrollRequest, MemberId, MoveRequest, UpdateMemberRequest
 from service.api.schemas import Request as Body
 from service.db import intake as intake_sql
+from service.db import members as member_sql
 from service.db import programs as program_sql
+from service.db import sales as sale_sql
 from service.errors import (
     BatchTooLarge,
     Forbidden,
@@ -220,6 +222,10 @@ def _parse(raw: Any) -> tuple[Any, str] | EventResult:
     return event, fingerprint
 
 
+_Parsed = tuple[int, Any, str]
+"""An event to apply: its position in the batch, the event, its fingerprint."""
+
+
 async def apply_event(session: AsyncSession, caller: Principal, raw: Any) -> EventResult:
     """Validate, then apply one event exactly once; a refusal leaves nothing written."""
     (result,) = await apply_events(session, caller, [raw])
@@ -259,7 +265,7 @@ async def apply_events(
     run and are applied one at a time.
     """
     results: list[EventResult | None] = [None] * len(raws)
-    run: list[tuple[int, Any, str]] = []
+    steps: list[list[_Parsed] | _Parsed] = []  # a run, or an event applied alone
     ids_in_run: set[str] = set()
     for index, raw in enumerate(raws):
         parsed = _parse(raw)
@@ -267,20 +273,41 @@ async def apply_events(
             results[index] = parsed
             continue
         event, fingerprint = parsed
-        runs_together = isinstance(event, MemberEnrolled | SaleCompleted)
-        if runs_together and event.id not in ids_in_run:
-            run.append((index, event, fingerprint))
-            ids_in_run.add(event.id)
+        if not isinstance(event, MemberEnrolled | SaleCompleted):
+            steps.append((index, event, fingerprint))
             continue
-        await _apply_run(session, caller, run, results, with_bodies)
-        run, ids_in_run = [], set()
-        if runs_together:
-            run.append((index, event, fingerprint))
-            ids_in_run.add(event.id)
+        if not steps or not isinstance(steps[-1], list) or event.id in ids_in_run:
+            steps.append([])
+            ids_in_run = set()
+        last = steps[-1]
+        assert isinstance(last, list)
+        last.append((index, event, fingerprint))
+        ids_in_run.add(event.id)
+    if _changes_tree_after_volumes(steps):
+        # A relabelling waits for every transaction that holds the labels of volume rows
+        # (see sale_sql.HOLD_LABELS), and such a transaction may be waiting for a volume row
+        # this batch wrote: hold the tree and its labels first, before writing any.
+        await member_sql.lock_genealogy(session, caller.program_id)
+        await sale_sql.lock_labels(session, caller.program_id)
+    for step in steps:
+        if isinstance(step, list):
+            await _apply_run(session, caller, step, results, with_bodies)
         else:
+            index, event, fingerprint = step
             results[index] = await _apply_alone(session, caller, event, fingerprint)
-    await _apply_run(session, caller, run, results, with_bodies)
     return [result for result in results if result is not None]
+
+
+def _changes_tree_after_volumes(steps: list[list[_Parsed] | _Parsed]) -> bool:
+    """Whether an enrolment or a move comes in a later step than a sale or a refund (within a
+    run, enrolments are applied before sales)."""
+    volumes_written = False
+    for step in steps:
+        events = [event for _, event, _ in step] if isinstance(step, list) else [step[1]]
+        if volumes_written and any(isinstance(e, MemberEnrolled | MemberMoved) for e in events):
+            return True
+        volumes_written |= any(isinstance(e, SaleCompleted | SaleRefunded) for e in events)
+    return False
 
 
 async def _no_body(stored: dict[str, Any]) -> dict[str, Any]:
@@ -290,7 +317,7 @@ async def _no_body(stored: dict[str, Any]) -> dict[str, Any]:
 async def _apply_run(
     session: AsyncSession,
     caller: Principal,
-    run: list[tuple[int, Any, str]],
+    run: list[_Parsed],
     results: list[EventResult | None],
     with_bodies: bool,
 ) -> None:

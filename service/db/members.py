@@ -61,7 +61,9 @@ def _member(row: Sequence[Any]) -> MemberRow:
 _GET_MEMBER = select(*_COLUMNS).where(
     members.c.program_id == bindparam("program_id"), members.c.member_id == bindparam("member_id")
 )
-_GET_MEMBER_FOR_UPDATE = _GET_MEMBER.with_for_update()
+# FOR NO KEY UPDATE: a change or move of a member never changes its key, so sales that check
+# their seller exists (FOR KEY SHARE) do not wait on it, nor it on them.
+_GET_MEMBER_FOR_UPDATE = _GET_MEMBER.with_for_update(key_share=True)
 
 
 async def get_member(

@@ -113,23 +113,37 @@ async def lines_of_earner(
 
 
 # The team below :root as it stands now (level 0 is :root itself, so its own volume comes
-# from the same scan): one range scan of the tree labels (ix_members_lo), each member with
-# their net volume of the period, added up per level.
+# from the same scans), per level: its members by one range scan of the tree labels
+# (ix_members_lo), and their net volume in the period by one range scan of the period's
+# volume rows, which carry their member's labels (ix_member_period_volumes_lo).
 _TEAM_BY_LEVEL = text(
     """
-    SELECT m.depth - r.depth AS level,
-           count(*) AS members,
-           count(*) FILTER (WHERE m.status = 'active') AS active,
-           count(*) FILTER (WHERE m.enrolled_at >= :start AND m.enrolled_at < :end) AS new,
-           COALESCE(sum(v.volume), 0) AS volume,
-           COALESCE(sum(v.residual_volume), 0) AS residual_volume
-    FROM members r
-    JOIN members m ON m.program_id = r.program_id AND m.lo >= r.lo AND m.lo < r.hi
-    LEFT JOIN member_period_volumes v
-           ON v.program_id = :program_id AND v.period = :period AND v.member_id = m.member_id
-    WHERE r.program_id = :program_id AND r.member_id = :root
-    GROUP BY m.depth - r.depth
-    ORDER BY level
+    WITH r AS (
+        SELECT lo, hi, depth FROM members WHERE program_id = :program_id AND member_id = :root
+    ),
+    team AS (
+        SELECT m.depth - r.depth AS level,
+               count(*) AS members,
+               count(*) FILTER (WHERE m.status = 'active') AS active,
+               count(*) FILTER (WHERE m.enrolled_at >= :start AND m.enrolled_at < :end) AS new
+        FROM r
+        JOIN members m ON m.program_id = :program_id AND m.lo >= r.lo AND m.lo < r.hi
+        GROUP BY 1
+    ),
+    volume AS (
+        SELECT v.depth - r.depth AS level,
+               sum(v.volume) AS volume,
+               sum(v.residual_volume) AS residual_volume
+        FROM r
+        JOIN member_period_volumes v
+          ON v.program_id = :program_id AND v.period = :period AND v.lo >= r.lo AND v.lo < r.hi
+        GROUP BY 1
+    )
+    SELECT t.level, t.members, t.active, t.new,
+           COALESCE(v.volume, 0) AS volume, COALESCE(v.residual_volume, 0) AS residual_volume
+    FROM team t
+    LEFT JOIN volume v ON v.level = t.level
+    ORDER BY t.level
     """
 )
 

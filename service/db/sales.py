@@ -180,12 +180,29 @@ async def lines_of_sale(session: AsyncSession, program_id: str, sale_id: str) ->
     return [_line(r._mapping) for r in rows]
 
 
+_HOLD_LABELS = "pg_advisory_xact_lock_shared(hashtextextended('labels:' || :program_id, 0))"
+"""Held (shared) from before a volume row is written with its member's tree labels until the
+transaction ends: a relabelling waits for it before it moves the labels of volume rows
+(migration 0009). SALE_CONTEXT takes it for the sales it reads."""
+HOLD_LABELS = text(f"SELECT {_HOLD_LABELS}")
+
+
+async def lock_labels(session: AsyncSession, program_id: str) -> None:
+    """Hold the program's tree labels alone (what a relabelling takes, migration 0009): no
+    sale or refund of the program writes a volume row until this transaction ends."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended('labels:' || :program_id, 0))"),
+        {"program_id": program_id},
+    )
+
+
 ADD_VOLUME = text(
     """
     INSERT INTO member_period_volumes
-        (program_id, member_id, period, volume, residual_volume, sales)
-    VALUES (:program_id, :member_id, :period, :volume, :residual_volume, :sales)
-    ON CONFLICT (program_id, period, member_id) DO UPDATE SET
+        (program_id, member_id, period, lo, depth, volume, residual_volume, sales)
+    SELECT :program_id, m.member_id, :period, m.lo, m.depth, :volume, :residual_volume, :sales
+    FROM members m WHERE m.program_id = :program_id AND m.member_id = :member_id
+    ON CONFLICT (program_id, member_id, period) DO UPDATE SET
         volume = member_period_volumes.volume + EXCLUDED.volume,
         residual_volume = member_period_volumes.residual_volume + EXCLUDED.residual_volume,
         sales = member_period_volumes.sales + EXCLUDED.sales
@@ -204,6 +221,7 @@ async def add_volume(
     sales_count: int,
 ) -> None:
     """Add (or, for a refund, take away) volume to the member's net volume of the period."""
+    await session.execute(HOLD_LABELS, {"program_id": program_id})  # before labels are read
     await session.execute(
         ADD_VOLUME,
         {
@@ -303,9 +321,10 @@ class SaleContext:
 # members are found (plus the next one). "Qualified" mirrors the domain rule
 # (service/domain/calculator.py): status active and, with an activity rule, at least its
 # volume of net personal sales in [at - window, at). Depth, compression and the activity
-# rule are read from the version's JSON.
+# rule are read from the version's JSON. It also takes the shared hold on the program's tree
+# labels that WRITE_SALES needs for the sellers' volume rows.
 SALE_CONTEXT = text(
-    """
+    f"""
     WITH RECURSIVE
     input AS (
         SELECT * FROM unnest(CAST(:sale_ids AS text[]), CAST(:seller_ids AS text[]),
@@ -368,10 +387,11 @@ SALE_CONTEXT = text(
     SELECT c.pos, c.version, CAST(c.body AS text) AS body, e.fingerprint AS existing,
            ch.members, ch.statuses, ch.volumes
     FROM ctx c
+    CROSS JOIN (SELECT {_HOLD_LABELS}) AS labels_held
     LEFT JOIN sales e ON e.program_id = :program_id AND e.sale_id = c.sale_id
     LEFT JOIN chains ch ON ch.pos = c.pos
     ORDER BY c.pos
-    """
+    """  # noqa: S608 - the lock's SQL is a constant
 )
 
 
@@ -436,6 +456,8 @@ class NewSale:
 # sellers' period volumes, in one statement. A line names its sale by its position in the
 # batch and takes the sale's id, seller, period, plan version and volume (its base) from it.
 # A sale whose id was taken meanwhile is not inserted, and neither are its lines or volume.
+# A volume row takes its seller's tree labels: the transaction must hold HOLD_LABELS, as
+# SALE_CONTEXT, read before, does.
 WRITE_SALES = text(
     """
     WITH input AS (
@@ -479,13 +501,14 @@ WRITE_SALES = text(
     ),
     volumes AS (
         INSERT INTO member_period_volumes
-            (program_id, member_id, period, volume, residual_volume, sales)
-        SELECT :program_id, n.member_id, n.period, sum(n.volume),
+            (program_id, member_id, period, lo, depth, volume, residual_volume, sales)
+        SELECT :program_id, n.member_id, n.period, m.lo, m.depth, sum(n.volume),
                sum(CASE WHEN n.subscription_id IS NULL THEN 0 ELSE n.volume END), count(*)
         FROM new_sales n
-        GROUP BY n.member_id, n.period
-        ORDER BY n.period, n.member_id  -- one lock order for concurrent batches: no deadlock
-        ON CONFLICT (program_id, period, member_id) DO UPDATE SET
+        JOIN members m ON m.program_id = :program_id AND m.member_id = n.member_id
+        GROUP BY n.member_id, n.period, m.lo, m.depth
+        ORDER BY n.member_id, n.period  -- one lock order for concurrent batches: no deadlock
+        ON CONFLICT (program_id, member_id, period) DO UPDATE SET
             volume = member_period_volumes.volume + EXCLUDED.volume,
             residual_volume = member_period_volumes.residual_volume + EXCLUDED.residual_volume,
             sales = member_period_volumes.sales + EXCLUDED.sales

@@ -179,7 +179,12 @@ member_period_volumes = Table(
     Column("volume", Numeric, nullable=False, server_default="0"),
     Column("residual_volume", Numeric, nullable=False, server_default="0"),
     Column("sales", Integer, nullable=False, server_default="0"),
-    PrimaryKeyConstraint("program_id", "period", "member_id"),
+    # The member's tree label and depth, as on `members` (a trigger keeps them so): a team's
+    # volume in a period is a range scan of `lo` (migration 0009).
+    Column("lo", BigInteger, nullable=False),
+    Column("depth", Integer, nullable=False),
+    PrimaryKeyConstraint("program_id", "member_id", "period"),
+    Index("ix_member_period_volumes_lo", "program_id", "period", "lo"),
 )
 
 webhook_secrets = Table(

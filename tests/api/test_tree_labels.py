@@ -12,7 +12,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.db import labels as labels_sql
+from tests.api.flows import post_sale, put_plan, refund
 from tests.conftest import Program
+
+PRODUCT = {"product": {"personal_rate": "0.10", "level_rates": ["0.05", "0.03"]}}
+OCTOBER = "2026-10-10T00:00:00Z"
+NOVEMBER = "2026-11-10T00:00:00Z"
 
 # The source of truth: the team below :root by the adjacency list alone.
 PLAIN_DOWNLINE = text(
@@ -73,6 +78,63 @@ async def check_labels(connection: AsyncConnection, program_id: str) -> int:
     return len(members)
 
 
+# Every member's team per level by the adjacency list alone, with the team's net volume in
+# the period from the volume rows found by member (not by their labels).
+PLAIN_TEAM = text(
+    """
+    WITH RECURSIVE down(member_id, level) AS (
+        SELECT CAST(:root AS text), 0
+      UNION ALL
+        SELECT c.member_id, d.level + 1 FROM down d
+        JOIN members c ON c.program_id = :p AND c.sponsor_id = d.member_id
+    )
+    SELECT d.level, count(*), COALESCE(sum(v.volume), 0)
+    FROM down d
+    LEFT JOIN member_period_volumes v
+           ON v.program_id = :p AND v.member_id = d.member_id AND v.period = :period
+    WHERE d.level > 0
+    GROUP BY d.level ORDER BY d.level
+    """
+)
+
+
+async def check_volume_labels(connection: AsyncConnection, program_id: str) -> int:
+    """Every volume row carries its member's labels as they are now; answers the rows."""
+    rows = (
+        await connection.execute(
+            text(
+                """
+                SELECT v.member_id, v.lo = m.lo AND v.depth = m.depth FROM member_period_volumes v
+                JOIN members m ON m.program_id = v.program_id AND m.member_id = v.member_id
+                WHERE v.program_id = :p
+                """
+            ),
+            {"p": program_id},
+        )
+    ).all()
+    assert [member for member, same in rows if not same] == []
+    return len(rows)
+
+
+async def check_team_stats(
+    connection: AsyncConnection, client: httpx.AsyncClient, program: Program, root: str
+) -> None:
+    """GET .../downline/stats agrees with the adjacency list, in both periods with sales."""
+    for period in ("2026-10", "2026-11"):
+        response = await client.get(
+            f"/v1/members/{root}/downline/stats",
+            params={"period": period},
+            headers=program.headers,
+        )
+        assert response.status_code == 200, response.text
+        plain = (
+            await connection.execute(PLAIN_TEAM, {"p": program.id, "root": root, "period": period})
+        ).all()
+        assert [(x["level"], x["members"], x["volume"]) for x in response.json()["levels"]] == [
+            (level, members, f"{volume:.2f}") for level, members, volume in plain
+        ], (root, period)
+
+
 async def enroll(
     client: httpx.AsyncClient, program: Program, member: str, sponsor: str | None
 ) -> None:
@@ -96,12 +158,18 @@ async def test_labels_follow_enrolments_relabelling_and_moves(
         return await make_room(*args, **kwargs)
 
     monkeypatch.setattr(labels_sql, "make_room", counted)
+    await put_plan(client, program, categories=PRODUCT)
     # A chain deep enough to exhaust the label space between neighbours several times (each
     # level keeps three quarters of its sponsor's gap: about 141 levels use up 2**62, then
-    # about 47 more after each relabelling).
+    # about 47 more after each relabelling). Its members sell as it grows, so relabelling
+    # and moves find volume rows, in two periods, to take along.
     await enroll(client, program, "C0", None)
     for i in range(1, 300):
         await enroll(client, program, f"C{i}", f"C{i - 1}")
+        if i % 7 == 0:
+            seller = f"C{i // 2}"
+            await post_sale(client, program, f"S{i}", seller, f"{i}.00", occurred_at=OCTOBER)
+            await post_sale(client, program, f"T{i}", seller, "1.50", occurred_at=NOVEMBER)
     # A sponsor with many recruits, each one placed after the last.
     for i in range(90):
         await enroll(client, program, f"F{i}", "C5")
@@ -113,8 +181,14 @@ async def test_labels_follow_enrolments_relabelling_and_moves(
         sponsor = rng.choice(everyone)
         await enroll(client, program, f"X{i}", sponsor)
         everyone.append(f"X{i}")
+    for i in range(0, 120, 9):
+        await post_sale(client, program, f"X-SALE{i}", f"X{i}", "10.00", occurred_at=NOVEMBER)
+    await refund(client, program, "S14", "RF-1", "4.00", occurred_at=NOVEMBER)
     assert await check_labels(connection, program.id) == 511
     assert relabels.count(2) >= 3  # the chain ran out of room
+    assert await check_volume_labels(connection, program.id) == 98
+    for root in ("C0", "C5", "C100", "R2"):
+        await check_team_stats(connection, client, program, root)
 
     # Moves: whole teams change place, including into the densest spots and to the top.
     moved = 0
@@ -131,6 +205,9 @@ async def test_labels_follow_enrolments_relabelling_and_moves(
     assert response.status_code == 200
     assert moved > 20
     assert await check_labels(connection, program.id) == 511
+    assert await check_volume_labels(connection, program.id) == 98
+    for root in ("C0", "C5", "C60", "C100", "R2", *rng.sample(everyone, 5)):
+        await check_team_stats(connection, client, program, root)
     # and the service's own answers agree
     member = (await client.get("/v1/members/C0", headers=program.headers)).json()
     plain = (await connection.execute(PLAIN_DOWNLINE, {"p": program.id, "root": "C0"})).all()
