@@ -269,10 +269,12 @@ def import_file(
     from service.db.migrate import migrate
     from service.importer import import_events
     from service.main import sessionmaker_for
+    from service.runtime import settle_heap
 
     async def main() -> dict[str, Any]:
         async with open_database(Settings()) as engine:
             await migrate(engine)
+            settle_heap()
             async with sessionmaker_for(engine)() as session:
                 if await program_sql.get_program(session, program) is None:
                     raise ProgramNotFound(f"program {program!r} does not exist")

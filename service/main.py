@@ -17,6 +17,7 @@ from service.config import Settings
 from service.db.engine import open_database
 from service.db.migrate import migrate
 from service.logs import configure_logging
+from service.runtime import settle_heap
 
 VERSION = "0.1.0"
 
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
             await migrate(opened)
             app.state.engine = opened
             app.state.sessionmaker = sessionmaker_for(opened)
+            settle_heap()
             yield
 
     app = FastAPI(

@@ -112,38 +112,44 @@ async def lines_of_earner(
     return [_line(r._mapping) for r in rows]
 
 
-# The team below :root as it stands now (level 0 is :root itself, so its own volume comes
-# from the same scans), per level: its members by one range scan of the tree labels
-# (ix_members_lo), and their net volume in the period by one range scan of the period's
-# volume rows, which carry their member's labels (ix_member_period_volumes_lo).
+# The labels of the team's root; and, for the rest of the transaction, plans made for the
+# actual label range, so that the planner sizes the team (a leaf, or a million members, whose
+# scans it then runs in parallel) rather than guessing once for every range.
+_TEAM_RANGE = text(
+    """
+    SELECT lo, hi, depth, set_config('plan_cache_mode', 'force_custom_plan', true)
+    FROM members WHERE program_id = :program_id AND member_id = :root
+    """
+)
+
+# The team per level (level 0 is its root, so the root's own volume comes from the same
+# scans): its members by one range scan of the tree labels (ix_members_lo), and their net
+# volume in the period by one range scan of the period's volume rows, which carry their
+# member's labels (ix_member_period_volumes_lo).
 _TEAM_BY_LEVEL = text(
     """
-    WITH r AS (
-        SELECT lo, hi, depth FROM members WHERE program_id = :program_id AND member_id = :root
-    ),
-    team AS (
-        SELECT m.depth - r.depth AS level,
+    WITH team AS (
+        SELECT m.depth AS depth,
                count(*) AS members,
                count(*) FILTER (WHERE m.status = 'active') AS active,
                count(*) FILTER (WHERE m.enrolled_at >= :start AND m.enrolled_at < :end) AS new
-        FROM r
-        JOIN members m ON m.program_id = :program_id AND m.lo >= r.lo AND m.lo < r.hi
-        GROUP BY 1
+        FROM members m
+        WHERE m.program_id = :program_id AND m.lo >= :lo AND m.lo < :hi
+        GROUP BY m.depth
     ),
     volume AS (
-        SELECT v.depth - r.depth AS level,
+        SELECT v.depth AS depth,
                sum(v.volume) AS volume,
                sum(v.residual_volume) AS residual_volume
-        FROM r
-        JOIN member_period_volumes v
-          ON v.program_id = :program_id AND v.period = :period AND v.lo >= r.lo AND v.lo < r.hi
-        GROUP BY 1
+        FROM member_period_volumes v
+        WHERE v.program_id = :program_id AND v.period = :period AND v.lo >= :lo AND v.lo < :hi
+        GROUP BY v.depth
     )
-    SELECT t.level, t.members, t.active, t.new,
+    SELECT t.depth - :depth AS level, t.members, t.active, t.new,
            COALESCE(v.volume, 0) AS volume, COALESCE(v.residual_volume, 0) AS residual_volume
     FROM team t
-    LEFT JOIN volume v ON v.level = t.level
-    ORDER BY t.level
+    LEFT JOIN volume v ON v.depth = t.depth
+    ORDER BY t.depth
     """
 )
 
@@ -156,13 +162,27 @@ async def team_by_level(
     period: str,
     start: datetime,
     end: datetime,
-) -> list[TeamLevel]:
+) -> list[TeamLevel] | None:
     """Per level below `root` (level 0: `root` alone): members, active ones, those enrolled
-    in [start, end), and net volume in `period`. Empty when `root` does not exist."""
+    in [start, end), and net volume in `period`. None when `root` does not exist."""
+    found = (
+        await session.execute(_TEAM_RANGE, {"program_id": program_id, "root": root})
+    ).one_or_none()
+    if found is None:
+        return None
+    lo, hi, depth, _ = found
     rows = (
         await session.execute(
             _TEAM_BY_LEVEL,
-            {"program_id": program_id, "root": root, "period": period, "start": start, "end": end},
+            {
+                "program_id": program_id,
+                "lo": lo,
+                "hi": hi,
+                "depth": depth,
+                "period": period,
+                "start": start,
+                "end": end,
+            },
         )
     ).all()
     # Fetched at once and unpacked by position: a deep chain has thousands of level rows,

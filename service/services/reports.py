@@ -120,12 +120,12 @@ async def downline_stats(
 ) -> DownlineStats:
     """The team below the member as it stands now, with each member's net volume in the
     period. A member is new when enrolled within the period, in the program's timezone."""
-    program_id = program.program_id
-    await _require_member(session, program_id, member_id)
     start, end = period_bounds(period, program.timezone)
     rows = await report_sql.team_by_level(
-        session, program_id, member_id, period=period, start=start, end=end
+        session, program.program_id, member_id, period=period, start=start, end=end
     )
+    if rows is None:
+        raise MemberNotFound(f"member {member_id!r} does not exist")
     own = [r for r in rows if r.level == 0]
     team = [r for r in rows if r.level > 0]
     return DownlineStats(
