@@ -325,10 +325,11 @@ async def upline(
     session: AsyncSession, program_id: str, member_id: str, *, levels: int, after_level: int
 ) -> Page:
     """The sponsor chain, nearest first; `after_level` skips the levels already shown."""
-    await _require_member(session, program_id, member_id)
     rows = await member_sql.upline_of(
         session, program_id, member_id, levels=after_level + levels + 1
     )
+    if not rows:  # a root, or no such member: only then is it worth asking which
+        await _require_member(session, program_id, member_id)
     window = rows[after_level:]
     return Page(items=window[:levels], has_more=len(window) > levels)
 
@@ -344,7 +345,6 @@ async def downline(
 ) -> Page:
     """The team below a member, depth-first: each member followed by their own team,
     recruits in the order they were placed under their sponsor."""
-    await _require_member(session, program_id, member_id)
     rows = await member_sql.downline_page(
         session,
         program_id,
@@ -353,6 +353,8 @@ async def downline(
         after_id=after_id,
         limit=limit + 1,
     )
+    if not rows:  # a leaf, the end of the team, or no such member
+        await _require_member(session, program_id, member_id)
     return Page(items=rows[:limit], has_more=len(rows) > limit)
 
 

@@ -71,8 +71,9 @@ async def overrides(
     """What the member earned in the period: personal commission, overrides per paid level
     (level 1 is paid on the sales of the members the member sponsors), and refunds taken
     back. Each figure comes from the ledger lines booked in the period."""
-    await _require_member(session, program_id, member_id)
     groups = await report_sql.earnings_by_level(session, program_id, member_id, period)
+    if not groups:  # nothing earned, or no such member
+        await _require_member(session, program_id, member_id)
     personal = [g for g in groups if g.kind == "personal"]
     return Overrides(
         personal_volume=sum((g.volume for g in personal), ZERO),
@@ -103,7 +104,6 @@ async def commissions(
     limit: int,
 ) -> LinePage:
     """The ledger lines the member earned (or gave back), oldest first."""
-    await _require_member(session, program_id, member_id)
     rows = await report_sql.lines_of_earner(
         session,
         program_id,
@@ -112,6 +112,8 @@ async def commissions(
         after_line_id=after_line_id,
         limit=limit + 1,
     )
+    if not rows:  # nothing (more) earned, or no such member
+        await _require_member(session, program_id, member_id)
     return LinePage(items=rows[:limit], has_more=len(rows) > limit)
 
 
