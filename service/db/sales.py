@@ -180,7 +180,8 @@ async def lines_of_sale(session: AsyncSession, program_id: str, sale_id: str) ->
     return [_line(r._mapping) for r in rows]
 
 
-_HOLD_LABELS = "pg_advisory_xact_lock_shared(hashtextextended('labels:' || :program_id, 0))"
+_LABELS_LOCK = "hashtextextended('labels:' || :program_id, 0)"
+_HOLD_LABELS = f"pg_advisory_xact_lock_shared({_LABELS_LOCK})"
 """Held (shared) from before a volume row is written with its member's tree labels until the
 transaction ends: a relabelling waits for it before it moves the labels of volume rows
 (migration 0009). SALE_CONTEXT takes it for the sales it reads."""
@@ -191,8 +192,7 @@ async def lock_labels(session: AsyncSession, program_id: str) -> None:
     """Hold the program's tree labels alone (what a relabelling takes, migration 0009): no
     sale or refund of the program writes a volume row until this transaction ends."""
     await session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended('labels:' || :program_id, 0))"),
-        {"program_id": program_id},
+        text(f"SELECT pg_advisory_xact_lock({_LABELS_LOCK})"), {"program_id": program_id}
     )
 
 

@@ -121,3 +121,21 @@ async def insert_tree(
         ],
     )
     await labels.rebuild(connection, program_id)
+
+
+async def check_volume_labels(connection: AsyncConnection, program_id: str) -> int:
+    """Every volume row carries its member's labels as they are now; answers the rows."""
+    rows = (
+        await connection.execute(
+            text(
+                """
+                SELECT v.member_id, v.lo = m.lo AND v.depth = m.depth FROM member_period_volumes v
+                JOIN members m ON m.program_id = v.program_id AND m.member_id = v.member_id
+                WHERE v.program_id = :p
+                """
+            ),
+            {"p": program_id},
+        )
+    ).all()
+    assert [member for member, same in rows if not same] == []
+    return len(rows)

@@ -7,9 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
-from tests.api.flows import put_plan
+from tests.api.flows import check_volume_labels, put_plan
 from tests.conftest import make_program
 
 PLAN: dict[str, Any] = {
@@ -112,7 +112,10 @@ def _events(seed: int) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 async def test_a_batch_answers_what_one_at_a_time_answers(
-    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], seed: int
+    connection: AsyncConnection,
+    client: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    seed: int,
 ) -> None:
     one_by_one = await make_program(sessions, "one-by-one")
     batched = await make_program(sessions, "batched")
@@ -163,6 +166,19 @@ async def test_a_batch_answers_what_one_at_a_time_answers(
             )
         ).json()
         assert _ledger(a["items"]) == _ledger(b["items"])
+        stats = [
+            (
+                await client.get(
+                    f"/v1/members/{member}/downline/stats?period=2026-11", headers=p.headers
+                )
+            ).json()
+            for p in (one_by_one, batched)
+        ]
+        assert stats[0] == stats[1]
+    # The volume rows, written in batches that also enrolled and moved members, carry their
+    # members' labels as they are now.
+    assert await check_volume_labels(connection, one_by_one.id) > 10
+    assert await check_volume_labels(connection, batched.id) > 10
 
 
 def _ledger(items: list[dict[str, Any]]) -> list[dict[str, Any]]:

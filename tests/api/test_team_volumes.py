@@ -69,16 +69,20 @@ async def _add_volume(
     )
 
 
-@pytest.mark.parametrize("by_sale", [False, True], ids=["refund path", "sale path"])
-async def test_a_relabelling_waits_for_a_volume_row_written_with_the_old_labels(
-    live_client: httpx.AsyncClient,
-    live_sessions: async_sessionmaker[AsyncSession],
-    live_program: Program,
-    by_sale: bool,
-) -> None:
+@pytest.fixture(params=[False, True], ids=["refund path", "sale path"])
+async def by_sale(
+    request: pytest.FixtureRequest, live_client: httpx.AsyncClient, live_program: Program
+) -> bool:
+    """R <- X; with a plan when X's volume is to grow by a sale."""
     await enroll_chain(live_client, live_program, "R", "X")
-    if by_sale:
+    if request.param:
         await put_plan(live_client, live_program, categories=PRODUCT)
+    return bool(request.param)
+
+
+async def test_a_relabelling_waits_for_a_volume_row_written_with_the_old_labels(
+    live_sessions: async_sessionmaker[AsyncSession], live_program: Program, by_sale: bool
+) -> None:
     params = {"p": live_program.id, "m": "X"}
 
     async def relabel() -> int:
@@ -86,9 +90,8 @@ async def test_a_relabelling_waits_for_a_volume_row_written_with_the_old_labels(
             return int((await session.execute(MOVE_LABEL, params)).scalar_one())
 
     async with live_sessions() as sale, sale.begin():
-        await _add_volume(
-            sale, live_program.id, "5.00", by_sale=by_sale
-        )  # a new row, with X's labels now
+        # a new row, with X's labels as they are now
+        await _add_volume(sale, live_program.id, "5.00", by_sale=by_sale)
         relabelling = asyncio.create_task(relabel())
         await asyncio.sleep(WAIT)
         assert not relabelling.done()  # its trigger waits for this transaction
@@ -98,16 +101,9 @@ async def test_a_relabelling_waits_for_a_volume_row_written_with_the_old_labels(
     assert tuple(row) == (new_lo, new_lo, Decimal("5.00"))
 
 
-@pytest.mark.parametrize("by_sale", [False, True], ids=["refund path", "sale path"])
 async def test_a_volume_row_waits_for_a_relabelling_under_way(
-    live_client: httpx.AsyncClient,
-    live_sessions: async_sessionmaker[AsyncSession],
-    live_program: Program,
-    by_sale: bool,
+    live_sessions: async_sessionmaker[AsyncSession], live_program: Program, by_sale: bool
 ) -> None:
-    await enroll_chain(live_client, live_program, "R", "X")
-    if by_sale:
-        await put_plan(live_client, live_program, categories=PRODUCT)
     params = {"p": live_program.id, "m": "X"}
 
     async def sell() -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.db import labels as labels_sql
-from tests.api.flows import post_sale, put_plan, refund
+from tests.api.flows import check_volume_labels, post_sale, put_plan, refund
 from tests.conftest import Program
 
 PRODUCT = {"product": {"personal_rate": "0.10", "level_rates": ["0.05", "0.03"]}}
@@ -96,24 +96,6 @@ PLAIN_TEAM = text(
     GROUP BY d.level ORDER BY d.level
     """
 )
-
-
-async def check_volume_labels(connection: AsyncConnection, program_id: str) -> int:
-    """Every volume row carries its member's labels as they are now; answers the rows."""
-    rows = (
-        await connection.execute(
-            text(
-                """
-                SELECT v.member_id, v.lo = m.lo AND v.depth = m.depth FROM member_period_volumes v
-                JOIN members m ON m.program_id = v.program_id AND m.member_id = v.member_id
-                WHERE v.program_id = :p
-                """
-            ),
-            {"p": program_id},
-        )
-    ).all()
-    assert [member for member, same in rows if not same] == []
-    return len(rows)
 
 
 async def check_team_stats(
