@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.db import labels as labels_sql
-from tests.api.flows import check_volume_labels, post_sale, put_plan, refund
+from tests.api.flows import check_volume_labels, enroll, post_sale, put_plan, refund
 from tests.conftest import Program
 
 PRODUCT = {"product": {"personal_rate": "0.10", "level_rates": ["0.05", "0.03"]}}
@@ -115,15 +115,6 @@ async def check_team_stats(
         assert [(x["level"], x["members"], x["volume"]) for x in response.json()["levels"]] == [
             (level, members, f"{volume:.2f}") for level, members, volume in plain
         ], (root, period)
-
-
-async def enroll(
-    client: httpx.AsyncClient, program: Program, member: str, sponsor: str | None
-) -> None:
-    response = await client.post(
-        "/v1/members", json={"id": member, "sponsor_id": sponsor}, headers=program.headers
-    )
-    assert response.status_code == 201, response.text
 
 
 async def test_labels_follow_enrolments_relabelling_and_moves(
