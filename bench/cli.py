@@ -27,6 +27,7 @@ class Options:
     seed: int
     client: str
     import_batch_size: int | None
+    import_parallel: int | None
     workers: int
     output: Path
     workdir: Path
@@ -101,6 +102,9 @@ def parse(argv: list[str]) -> Options:
         "--import-batch-size", type=_positive, default=None, help="passed to `import`"
     )
     parser.add_argument(
+        "--import-parallel", type=_positive, default=None, help="passed to `import --parallel`"
+    )
+    parser.add_argument(
         "--workers",
         type=_positive,
         default=2,
@@ -135,6 +139,7 @@ def parse(argv: list[str]) -> Options:
         seed=args.seed,
         client=args.client,
         import_batch_size=args.import_batch_size,
+        import_parallel=args.import_parallel,
         workers=args.workers,
         output=args.output,
         workdir=args.workdir,

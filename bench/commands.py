@@ -41,11 +41,19 @@ def run_cli(env: dict[str, str], *args: str) -> dict[str, Any]:
 
 
 def start_import(
-    env: dict[str, str], path: Path, program_id: str, out: IO[str], err: IO[str], batch: int | None
+    env: dict[str, str],
+    path: Path,
+    program_id: str,
+    out: IO[str],
+    err: IO[str],
+    batch: int | None,
+    parallel: int | None,
 ) -> subprocess.Popen[str]:
     args = ["import", str(path), "--program", program_id]
     if batch is not None:
         args += ["--batch-size", str(batch)]
+    if parallel is not None:
+        args += ["--parallel", str(parallel)]
     return subprocess.Popen(  # noqa: S603
         command(*args), cwd=ROOT, env=env, stdout=out, stderr=err, text=True
     )

@@ -522,8 +522,9 @@ def _details(results: Results) -> list[str]:
         f"* import report: applied {report.get('applied', 0):,}, duplicates "
         f"{report.get('duplicates', 0):,}, refused {report.get('refused', 0):,} "
         f"{report.get('refusals_by_code') or ''}",
-        f"* import process RSS: peak {_mb(imported.peak_rss)}; peak in the first half "
-        f"{_mb(imported.rss_first_half)}, in the second half {_mb(imported.rss_second_half)}",
+        f"* import RSS (the process and its workers): peak {_mb(imported.peak_rss)}; peak in "
+        f"the first half {_mb(imported.rss_first_half)}, in the second half "
+        f"{_mb(imported.rss_second_half)}",
         f"* {cpu_per_unit(imported.cpu, imported.events, 'event')}",
         "",
         "### Ingest",

@@ -363,7 +363,13 @@ def _import(
     ):
         started = time.monotonic()
         process = commands.start_import(
-            env, events_path, program_id, out, err, options.import_batch_size
+            env,
+            events_path,
+            program_id,
+            out,
+            err,
+            options.import_batch_size,
+            options.import_parallel,
         )
         watched = sampler.watch("import", process.pid, read_file=events_path)
         try:

@@ -246,6 +246,14 @@ def import_file(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="NDJSON events")],
     program: Annotated[str, typer.Option(help="program id")],
     batch_size: Annotated[int, typer.Option(min=1, max=5000, help="events per transaction")] = 500,
+    parallel: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=8,
+            help="batches of sales and refunds applied at once, by as many processes",
+        ),
+    ] = 2,
     refused: Annotated[
         Path | None, typer.Option(help="write refused lines here, to fix and import again")
     ] = None,
@@ -294,6 +302,8 @@ def import_file(
                         program,
                         file,
                         batch_size=batch_size,
+                        parallel=parallel,
+                        database_url=engine.url.render_as_string(hide_password=False),
                         progress=lambda size: bar.advance(task, size),
                         refused_out=refused_out,
                     )

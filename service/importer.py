@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections import Counter
+import multiprocessing
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from service.api.events import apply_events  # the webhook's own code path
+from service.api.events import EventResult, apply_events  # the webhook's own code path
+from service.db import plans as plan_sql
 from service.db import programs as program_sql
 from service.db import statistics
 from service.errors import ProgramNotFound
 from service.services.programs import Principal
 
 MAX_REFUSALS_SHOWN = 20
+DEADLOCK = "40P01"
+DEADLOCK_RETRIES = 5
 FIRST_STATISTICS_AT = 1000
 """The tables' statistics are refreshed once this many events are applied, then each time
-the applied events double: about seventeen times for a hundred million events."""
+the applied events double: about seventeen times for a hundred million events. The import
+goes on meanwhile."""
 
 
 @dataclass
@@ -81,6 +89,8 @@ async def import_events(
     path: Path,
     *,
     batch_size: int = 500,
+    parallel: int = 2,
+    database_url: str | None = None,
     progress: Callable[[int], None] = lambda _: None,
     refused_out: IO[str] | None = None,
 ) -> ImportReport:
@@ -91,6 +101,13 @@ async def import_events(
     (by the webhook, or by an earlier run that was interrupted) is counted as a duplicate and
     not applied again: running the import again resumes it. Refused events are counted by
     code and, with `refused_out`, written there as they were read, to fix and re-import.
+
+    Up to `parallel` batches are applied at once when they commute (see `_Batch.commutes`),
+    as concurrent webhook deliveries are: with `database_url`, each by one of `parallel`
+    worker processes (calculating sales takes a core), otherwise as tasks of this process;
+    a batch that PostgreSQL rolls back to break a deadlock is applied again. Any other
+    batch waits for those before it, so every event sees the ones before it in the file.
+    Outcomes are counted, and refusals written, in file order.
     """
     async with sessions() as session:
         program = await program_sql.get_program(session, program_id)
@@ -99,31 +116,193 @@ async def import_events(
     caller = Principal(program=program, key_id="import", scopes=frozenset({"events:write"}))
     report = ImportReport()
     statistics_at = FIRST_STATISTICS_AT
-    with path.open("rb") as stream:
-        for batch in _batches(stream, batch_size, progress):
-            if report.applied >= statistics_at:
-                async with sessions() as session, session.begin():
-                    await statistics.refresh(session)
-                statistics_at = 2 * report.applied
-            parsed = [line for line in batch if line.event is not _MALFORMED]
-            async with sessions() as session, session.begin():
-                results = await apply_events(
-                    session, caller, [line.event for line in parsed], with_bodies=False
+    refreshing: asyncio.Future[None] | None = None  # beside the batches, which it does not block
+    in_flight: deque[tuple[_Batch, asyncio.Future[list[EventResult]]]] = deque()
+
+    workers = None
+    if parallel > 1 and database_url is not None:
+        workers = ProcessPoolExecutor(
+            parallel,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(database_url, program_id),
+        )
+
+    def start(batch: _Batch) -> asyncio.Future[list[EventResult]]:
+        if workers is None:
+            events = [line.event for line in batch.parsed]
+            return asyncio.ensure_future(_apply_batch(sessions, caller, events))
+        texts = [line.text for line in batch.parsed]
+        return asyncio.wrap_future(workers.submit(_apply_in_worker, texts))
+
+    async def settle_oldest() -> None:
+        batch, task = in_flight.popleft()
+        _count(report, batch, await task, refused_out)
+
+    async def refresh_statistics() -> None:
+        async with sessions() as session, session.begin():
+            await statistics.refresh(session)
+
+    async def sales_commute() -> bool:
+        async with sessions() as session:
+            return not await plan_sql.has_activity_rule(session, program_id)
+
+    try:
+        with path.open("rb") as stream:
+            for lines in _batches(stream, batch_size, progress):
+                batch = _Batch.of(lines)
+                overlap = (
+                    parallel > 1
+                    and bool(in_flight)
+                    and all(batch.commutes(other) for other, _ in in_flight)
+                    and await sales_commute()
                 )
-            outcome = dict(zip((line.number for line in parsed), results, strict=True))
-            for line in batch:
-                result = outcome.get(line.number)
-                if result is None:
-                    _refuse(
-                        report, line, None, "malformed_json", "the line is not JSON", refused_out
-                    )
-                elif result.code is not None:
-                    _refuse(report, line, result.id, result.code, result.detail or "", refused_out)
-                elif result.duplicate:
-                    report.duplicates += 1
-                else:
-                    report.applied += 1
+                if not overlap:
+                    while in_flight:
+                        await settle_oldest()
+                if report.applied >= statistics_at and (refreshing is None or refreshing.done()):
+                    if refreshing is not None:
+                        await refreshing
+                    refreshing = asyncio.ensure_future(refresh_statistics())
+                    statistics_at = 2 * report.applied
+                while len(in_flight) >= parallel:
+                    await settle_oldest()
+                in_flight.append((batch, start(batch)))
+            while in_flight:
+                await settle_oldest()
+            if refreshing is not None:
+                await refreshing
+    finally:  # interrupted, or a batch failed: roll back what is still in flight
+        unfinished: list[asyncio.Future[Any]] = [future for _, future in in_flight]
+        if refreshing is not None:
+            unfinished.append(refreshing)
+        for future in unfinished:
+            future.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+        if workers is not None:
+            workers.shutdown(cancel_futures=True)
     return report
+
+
+async def _apply_batch(
+    sessions: async_sessionmaker[AsyncSession], caller: Principal, events: list[Any]
+) -> list[EventResult]:
+    """Apply a batch in one transaction, again if PostgreSQL chose it to break a deadlock:
+    two batches at once can lock the same sellers' volume rows in opposite orders (a refund
+    is applied alone, after the sales before it), and one of them is rolled back whole."""
+    for attempt in range(1, DEADLOCK_RETRIES + 1):
+        try:
+            async with sessions() as session, session.begin():
+                return await apply_events(session, caller, events, with_bodies=False)
+        except DBAPIError as error:
+            if getattr(error.orig, "sqlstate", None) != DEADLOCK or attempt == DEADLOCK_RETRIES:
+                raise
+    raise AssertionError("unreachable")
+
+
+_worker: dict[str, Any] = {}
+"""In a worker process of a parallel import: its event loop, sessions and caller."""
+
+
+def _start_worker(database_url: str, program_id: str) -> None:
+    from service.db.engine import make_engine
+    from service.runtime import settle_heap
+
+    loop = asyncio.new_event_loop()
+    sessions = async_sessionmaker(
+        make_engine(database_url, pool_size=1), expire_on_commit=False, autoflush=False
+    )
+
+    async def program() -> Any:
+        async with sessions() as session:
+            return await program_sql.get_program(session, program_id)
+
+    caller = Principal(
+        program=loop.run_until_complete(program()),
+        key_id="import",
+        scopes=frozenset({"events:write"}),
+    )
+    _worker.update(loop=loop, sessions=sessions, caller=caller)
+    settle_heap()
+
+
+def _apply_in_worker(texts: list[str]) -> list[EventResult]:
+    events = [json.loads(text) for text in texts]
+    loop: asyncio.AbstractEventLoop = _worker["loop"]
+    return loop.run_until_complete(_apply_batch(_worker["sessions"], _worker["caller"], events))
+
+
+_COMMUTING = frozenset({"sale.completed", "sale.refunded"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    lines: list[_Line]
+    parsed: list[_Line]  # the lines that are JSON, in the order they are applied
+    money_only: bool  # every JSON line claims to be a sale or a refund
+    names: frozenset[tuple[str, str]]  # the event, sale and refund ids it names
+
+    @classmethod
+    def of(cls, lines: list[_Line]) -> _Batch:
+        """The batch of these lines. One of only sales and refunds is applied sales first
+        (they commute, as in `commutes`) unless a refund comes before the sale it names:
+        then all its sales' volume rows are locked by one statement, in one order, and two
+        such batches at once seldom deadlock."""
+        parsed = [line for line in lines if line.event is not _MALFORMED]
+        names: set[tuple[str, str]] = set()
+        sales: list[_Line] = []
+        refunds: list[_Line] = []
+        refunded: set[str] = set()
+        keep_order = False
+        for line in parsed:
+            event = line.event
+            kind = event.get("type") if isinstance(event, dict) else None
+            if kind not in _COMMUTING:
+                return cls(lines, parsed, False, frozenset())
+            data = event.get("data")
+            data = data if isinstance(data, dict) else {}
+            names.add(("event", str(event.get("id"))))
+            if kind == "sale.completed":
+                sale_id = str(data.get("id"))
+                keep_order |= sale_id in refunded
+                names.add(("sale", sale_id))
+                sales.append(line)
+            else:
+                refunded.add(str(data.get("sale_id")))
+                names.add(("sale", str(data.get("sale_id"))))
+                names.add(("refund", str(data.get("id"))))
+                refunds.append(line)
+        ordered = parsed if keep_order else [*sales, *refunds]
+        return cls(lines, ordered, True, frozenset(names))
+
+    def commutes(self, other: _Batch) -> bool:
+        """Whether the two batches may be applied in either order, or at once, with the same
+        outcome: both only sales and refunds, naming no event, sale or refund in common, in
+        a plan without an activity rule (checked by the caller). A sale then reads only the
+        tree, the plan and its own id, which no sale or refund changes; a refund reads only
+        its sale, its lines and refunds (named here); what they share, the sellers' period
+        volumes, they only add to. A line that is not a valid event is refused whatever the
+        order."""
+        return self.money_only and other.money_only and not (self.names & other.names)
+
+
+def _count(
+    report: ImportReport,
+    batch: _Batch,
+    results: list[EventResult],
+    refused_out: IO[str] | None,
+) -> None:
+    outcome = dict(zip((line.number for line in batch.parsed), results, strict=True))
+    for line in batch.lines:
+        result = outcome.get(line.number)
+        if result is None:
+            _refuse(report, line, None, "malformed_json", "the line is not JSON", refused_out)
+        elif result.code is not None:
+            _refuse(report, line, result.id, result.code, result.detail or "", refused_out)
+        elif result.duplicate:
+            report.duplicates += 1
+        else:
+            report.applied += 1
 
 
 def _refuse(

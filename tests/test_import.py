@@ -6,19 +6,22 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service import importer
+from service.api import events as events_api
 from service.db import statistics
 from service.importer import import_events
 from tests.api.flows import put_plan
-from tests.conftest import Program
+from tests.conftest import Program, make_program
 
 PLAN = {"product": {"personal_rate": "0.10", "level_rates": ["0.05"]}}
 
@@ -204,3 +207,149 @@ async def test_import_refreshes_statistics_as_the_tables_double(
             )
         ).scalar_one()
     assert analyzed is not None
+
+
+def _sales_and_refunds() -> list[dict[str, Any]]:
+    """31 members in a binary tree, then 240 sales over 20 days with a refund among them,
+    a refund sent just before its sale, a sale retried under its own event id, a sale id
+    reused with another body, and a sale of a member never enrolled."""
+
+    def event(event_id: str, kind: str, at: str, data: dict[str, Any]) -> dict[str, Any]:
+        return {"id": event_id, "type": kind, "occurred_at": at, "data": data}
+
+    events = [
+        event(
+            f"enrol-{i}",
+            "member.enrolled",
+            "2026-01-01T00:00:00Z",
+            {
+                "id": f"M{i}",
+                "sponsor_id": f"M{(i - 1) // 2}" if i else None,
+                "enrolled_at": "2026-01-01T00:00:00Z",
+            },
+        )
+        for i in range(31)
+    ]
+    for n in range(240):
+        at = f"2026-03-{1 + n // 12:02d}T{n % 12:02d}:00:00Z"
+        seller = "GHOST" if n == 200 else f"M{(n * 7) % 31}"
+        sale = {
+            "id": f"O-{n}",
+            "member_id": seller,
+            "amount": f"{10 + n % 9}.50",
+            "currency": "USD",
+            "occurred_at": at,
+        }
+        events.append(event(f"sale-{n}", "sale.completed", at, sale))
+        if n == 90:
+            refund = {"sale_id": "O-40", "id": "R-40", "amount": "5.00", "occurred_at": at}
+            events.append(event("refund-40", "sale.refunded", at, refund))
+        if n == 120:  # refused: in file order, its sale comes next, in the same batch
+            refund = {"sale_id": "O-121", "id": "R-121", "amount": "1.00", "occurred_at": at}
+            events.append(event("refund-121", "sale.refunded", at, refund))
+        if n == 150:
+            events.append(events[40 + 31])  # a retry of sale-40
+            events.append(event("sale-again", "sale.completed", at, {**sale, "id": "O-3"}))
+    return events
+
+
+async def _ledger(engine: AsyncEngine, program_id: str) -> dict[str, Any]:
+    async with engine.connect() as connection:
+        lines = await connection.execute(
+            text(
+                "SELECT sale_id, earner_id, kind, level, amount FROM commission_lines "
+                "WHERE program_id = :p ORDER BY sale_id, kind, level, earner_id"
+            ),
+            {"p": program_id},
+        )
+        volumes = await connection.execute(
+            text(
+                "SELECT member_id, period, volume, sales FROM member_period_volumes "
+                "WHERE program_id = :p ORDER BY member_id, period"
+            ),
+            {"p": program_id},
+        )
+        return {"lines": [tuple(r) for r in lines], "volumes": [tuple(r) for r in volumes]}
+
+
+class _Deadlock(Exception):
+    sqlstate = "40P01"
+
+
+@pytest.mark.parametrize("activity", [False, True], ids=["plain", "activity-rule"])
+async def test_parallel_import_equals_one_batch_at_a_time(
+    engine: AsyncEngine,
+    live_client: httpx.AsyncClient,
+    live_sessions: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    activity: bool,
+) -> None:
+    rules: dict[str, Any] = {
+        "categories": {"product": {"personal_rate": "0.10", "level_rates": ["0.05", "0.03"]}}
+    }
+    if activity:
+        rules["activity"] = {"min_personal_volume": "30.00", "window_days": 3}
+    path = _write(tmp_path / "events.ndjson", [json.dumps(e) for e in _sales_and_refunds()])
+    at_once = 0
+    most_at_once = 0
+    calls = 0
+    apply_events = events_api.apply_events
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal at_once, most_at_once, calls
+        at_once += 1
+        calls += 1
+        most_at_once = max(most_at_once, at_once)
+        try:
+            results = await apply_events(*args, **kwargs)
+            if calls == 12:  # PostgreSQL picks this batch, written but not committed, to fail
+                raise DBAPIError("COMMIT", None, _Deadlock("deadlock detected"))
+            return results
+        finally:
+            at_once -= 1
+
+    monkeypatch.setattr(importer, "apply_events", counted)
+    outcomes = {}
+    for parallel in (1, 3):
+        program = await make_program(live_sessions, f"live-{uuid.uuid4().hex[:12]}")
+        await put_plan(live_client, program, **rules)
+        most_at_once = calls = 0
+        report = await import_events(
+            live_sessions, program.id, path, batch_size=9, parallel=parallel
+        )
+        outcomes[parallel] = (report.as_json(), await _ledger(engine, program.id))
+        assert most_at_once == (1 if parallel == 1 or activity else 3)
+    report_json, ledger = outcomes[1]
+    assert outcomes[3] == outcomes[1]
+    assert report_json["applied"] == 31 + 240 - 1 + 1
+    assert report_json["duplicates"] == 1
+    assert report_json["refusals_by_code"] == {
+        "sale_conflict": 1,
+        "unknown_member": 1,
+        "unknown_sale": 1,
+    }
+    assert len(ledger["volumes"]) == 31
+
+
+async def test_import_by_worker_processes_equals_one_batch_at_a_time(
+    engine: AsyncEngine,
+    database_url: str,
+    live_client: httpx.AsyncClient,
+    live_sessions: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+) -> None:
+    rules: dict[str, Any] = {
+        "categories": {"product": {"personal_rate": "0.10", "level_rates": ["0.05", "0.03"]}}
+    }
+    path = _write(tmp_path / "events.ndjson", [json.dumps(e) for e in _sales_and_refunds()])
+    outcomes = []
+    for url in (None, database_url):
+        program = await make_program(live_sessions, f"live-{uuid.uuid4().hex[:12]}")
+        await put_plan(live_client, program, **rules)
+        report = await import_events(
+            live_sessions, program.id, path, batch_size=9, parallel=2, database_url=url
+        )
+        outcomes.append((report.as_json(), await _ledger(engine, program.id)))
+    assert outcomes[1] == outcomes[0]
+    assert outcomes[1][0]["applied"] == 271

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.tables import plan_versions
@@ -127,3 +127,18 @@ async def list_versions(
 
 def _json(body: dict[str, Any]) -> str:
     return json.dumps(body, separators=(",", ":"), sort_keys=True)
+
+
+async def has_activity_rule(session: AsyncSession, program_id: str) -> bool:
+    """Whether any version of the program's plan has an activity rule: then a sale's
+    calculation reads the sales before it, and sales no longer commute."""
+    found = await session.scalar(
+        select(plan_versions.c.version)
+        .where(
+            plan_versions.c.program_id == program_id,
+            plan_versions.c.body["activity"].is_not(None),
+            func.jsonb_typeof(plan_versions.c.body["activity"]) != "null",
+        )
+        .limit(1)
+    )
+    return found is not None

@@ -19,5 +19,6 @@ async def refresh(session: AsyncSession) -> None:
     """ANALYZE the tables that events fill. Besides better estimates, this replans the
     statements cached on every connection, among them the foreign-key checks, which are
     planned once per connection: one planned while a table was nearly empty scans it whole,
-    and autovacuum (once a minute at best) can lag a fast load by far more than that."""
-    await session.execute(text(f"ANALYZE {', '.join(_FILLED_BY_EVENTS)}"))
+    and autovacuum (once a minute at best) can lag a fast load by far more than that. A table
+    that autovacuum holds is skipped (autovacuum analyses it), rather than waited for."""
+    await session.execute(text(f"ANALYZE (SKIP_LOCKED) {', '.join(_FILLED_BY_EVENTS)}"))
