@@ -448,7 +448,7 @@ async def _sender(
             "description": "A batch: one result per event, in order (or a single event "
             "applied before, or one that changed nothing)",
         },
-        **problem_responses(400, 401, 403, 404, 409, 413, 422),
+        **problem_responses(400, 401, 403, 404, 409, 413, 422, 503),
     },
 )
 async def post_events(

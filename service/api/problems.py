@@ -8,6 +8,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.schemas import Problem
@@ -23,6 +24,7 @@ _DESCRIPTIONS = {
     409: "Conflicts with what exists",
     413: "Body too large",
     422: "Not valid, or refers to something unknown",
+    503: "Rolled back by a concurrent request: nothing was written, send it again",
 }
 
 log = structlog.get_logger("service.errors")
@@ -92,6 +94,27 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     return response
 
 
+RETRYABLE = frozenset({"40P01", "40001"})
+"""Deadlock detected, serialization failure: PostgreSQL rolled the transaction back whole."""
+
+
+async def _database_error(request: Request, error: Exception) -> JSONResponse:
+    """Concurrent requests that locked the same rows in opposite orders (two event batches,
+    say): PostgreSQL rolled one back, nothing of it was written, and a retry succeeds."""
+    assert isinstance(error, DBAPIError)
+    if getattr(error.orig, "sqlstate", None) not in RETRYABLE:
+        return await _unexpected(request, error)
+    log.warning("transaction rolled back by the database", path=request.url.path)
+    response = problem(
+        503,
+        "retry_later",
+        "Rolled back by a concurrent request",
+        "a concurrent request held what this one needed; nothing was written: send it again",
+    )
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 async def _unexpected(request: Request, error: Exception) -> JSONResponse:
     log.exception("unhandled error", path=request.url.path)
     return problem(500, "internal_error", "Internal error", "an unexpected error occurred")
@@ -101,4 +124,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unexpected)

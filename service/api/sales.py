@@ -181,7 +181,7 @@ async def apply_sale(session: AsyncSession, caller: Principal, body: SaleRequest
     response_model=SaleWithLines,
     responses={
         200: {"description": "The same sale was posted before", "model": SaleWithLines},
-        **problem_responses(409, 422),
+        **problem_responses(409, 422, 503),
     },
 )
 async def post_sale(
@@ -246,7 +246,7 @@ async def apply_refund(
     response_model=RefundWithLines,
     responses={
         200: {"description": "The same refund was posted before", "model": RefundWithLines},
-        **problem_responses(404, 409, 422),
+        **problem_responses(404, 409, 422, 503),
     },
 )
 async def post_refund(

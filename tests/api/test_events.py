@@ -684,3 +684,59 @@ async def test_signature_timestamp_is_checked_against_now(
     assert abs(int(headers["webhook-timestamp"]) - time.time()) < 5
     response = await client.post(f"/v1/events?program={program.id}", content=body, headers=headers)
     assert response.status_code == 201
+
+
+async def test_a_batch_rolled_back_to_break_a_deadlock_is_refused_for_a_retry(
+    engine: AsyncEngine, live_client: httpx.AsyncClient, live_program: Program
+) -> None:
+    """A refund locks its seller's volume row, then a sale in the same batch waits for its
+    own seller's, which another transaction holds while it waits for the first: PostgreSQL
+    breaks the deadlock by rolling the batch back, which answers 503 `retry_later` (not a
+    500), and the same batch sent again is applied."""
+    await put_plan(live_client, live_program, categories=PLAN)
+    await enroll_chain(live_client, live_program, "A", "S1")
+    await enroll_chain(live_client, live_program, "B", "S2")
+    for event in (sale_event("e1", "O-1", "S1", "20.00"), sale_event("e2", "O-2", "S2", "20.00")):
+        assert (await post_events(live_client, live_program, event)).status_code == 201
+    refund = {
+        "id": "e3",
+        "type": "sale.refunded",
+        "occurred_at": "2026-11-04T00:00:00Z",
+        "data": {
+            "sale_id": "O-1",
+            "id": "R-1",
+            "amount": "5.00",
+            "occurred_at": "2026-11-04T00:00:00Z",
+        },
+    }
+    batch = {"events": [refund, sale_event("e4", "O-3", "S2", "10.00")]}
+    lock = text(
+        "SELECT 1 FROM member_period_volumes WHERE program_id = :p AND member_id = :m FOR UPDATE"
+    )
+    async with engine.connect() as other:
+        await other.execute(lock, {"p": live_program.id, "m": "S2"})
+        sent = asyncio.ensure_future(
+            live_client.post("/v1/events", json=batch, headers=live_program.headers)
+        )
+        for _ in range(500):  # until the batch waits for S2's row
+            if await _count(
+                engine,
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()",
+            ):
+                break
+            await asyncio.sleep(0.02)
+        await other.execute(lock, {"p": live_program.id, "m": "S1"})  # waits on the batch
+        response = await sent
+        await other.rollback()
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "retry_later"
+    assert response.headers["retry-after"] == "1"
+    assert (
+        await _count(
+            engine, "SELECT count(*) FROM refunds WHERE program_id = :p", p=live_program.id
+        )
+        == 0
+    )
+    again = await live_client.post("/v1/events", json=batch, headers=live_program.headers)
+    assert [r["status"] for r in again.json()["results"]] == [201, 201]
