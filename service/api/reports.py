@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from service.api.deps import Reader, SessionDep
@@ -194,8 +194,7 @@ async def get_downline_stats(
     """The team below the member as it stands now, with its net volume in the period."""
     stats = await reports.downline_stats(session, caller.program, member_id, period=_period(period))
     currency = caller.program.currency
-    # Built as JSON directly: a deep chain has a row per level (thousands of them).
-    return JSONResponse(
+    head = json.dumps(
         {
             "member_id": member_id,
             "period": period,
@@ -206,15 +205,9 @@ async def get_downline_stats(
             "personal_volume": format_money(stats.personal_volume, currency),
             "group_volume": format_money(stats.group_volume, currency),
             "residual_volume": format_money(stats.residual_volume, currency),
-            "levels": [
-                {
-                    "level": x.level,
-                    "members": x.members,
-                    "active": x.active,
-                    "new": x.new,
-                    "volume": format_money(x.volume, currency),
-                }
-                for x in stats.levels
-            ],
-        }
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
     )
+    # The levels come as a JSON array made by PostgreSQL: a deep chain has thousands.
+    return Response(f'{head[:-1]},"levels":{stats.levels}}}', media_type="application/json")

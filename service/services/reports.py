@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.db import members as member_sql
 from service.db import reports as report_sql
 from service.db.programs import ProgramRow
-from service.db.reports import TeamLevel
+from service.db.reports import TeamStats
 from service.db.sales import LineRow
+from service.domain.money import minor_unit
 from service.domain.periods import period_bounds
 from service.errors import MemberNotFound
 
@@ -46,18 +47,6 @@ class Overrides:
 class LinePage:
     items: list[LineRow]
     has_more: bool
-
-
-@dataclass(frozen=True, slots=True)
-class DownlineStats:
-    total_members: int
-    active_members: int
-    max_depth: int
-    new_members: int
-    personal_volume: Decimal
-    group_volume: Decimal
-    residual_volume: Decimal
-    levels: list[TeamLevel]
 
 
 async def _require_member(session: AsyncSession, program_id: str, member_id: str) -> None:
@@ -119,24 +108,19 @@ async def commissions(
 
 async def downline_stats(
     session: AsyncSession, program: ProgramRow, member_id: str, *, period: str
-) -> DownlineStats:
+) -> TeamStats:
     """The team below the member as it stands now, with each member's net volume in the
     period. A member is new when enrolled within the period, in the program's timezone."""
     start, end = period_bounds(period, program.timezone)
-    rows = await report_sql.team_by_level(
-        session, program.program_id, member_id, period=period, start=start, end=end
+    stats = await report_sql.team_stats(
+        session,
+        program.program_id,
+        member_id,
+        period=period,
+        start=start,
+        end=end,
+        digits=minor_unit(program.currency),
     )
-    if rows is None:
+    if stats is None:
         raise MemberNotFound(f"member {member_id!r} does not exist")
-    own = [r for r in rows if r.level == 0]
-    team = [r for r in rows if r.level > 0]
-    return DownlineStats(
-        total_members=sum(r.members for r in team),
-        active_members=sum(r.active for r in team),
-        max_depth=max((r.level for r in team), default=0),
-        new_members=sum(r.new for r in team),
-        personal_volume=own[0].volume if own else ZERO,
-        group_volume=sum((r.volume for r in team), ZERO),
-        residual_volume=sum((r.residual_volume for r in team), ZERO),
-        levels=team,
-    )
+    return stats

@@ -583,6 +583,49 @@ async def test_downline_stats_new_members_in_the_programs_timezone(
     ]
 
 
+@pytest.mark.parametrize(
+    ("currency", "amount", "refunded", "net", "nothing"),
+    [("JPY", "1500", "1501", "-1", "0"), ("KWD", "1.250", "1.251", "-0.001", "0.000")],
+)
+async def test_downline_stats_volumes_in_the_currencys_digits(
+    client: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    currency: str,
+    amount: str,
+    refunded: str,
+    net: str,
+    nothing: str,
+) -> None:
+    # R <- A <- A1. November: A sells `amount`, A1 `refunded` (one minor unit more). December:
+    # both are refunded whole and A1 sells `amount` again: level 2 nets to minus one unit.
+    p = await make_program(sessions, currency.lower(), currency=currency)
+    await put_plan(client, p, categories=PRODUCT)
+    await enroll_at(client, p, "R", None, "2026-01-01T00:00:00Z")
+    await enroll_at(client, p, "A", "R", "2026-01-01T00:00:00Z")
+    await enroll_at(client, p, "A1", "A", "2026-01-01T00:00:00Z")
+    await post_sale(client, p, "S-A", "A", amount, occurred_at="2026-11-10T00:00:00Z")
+    await post_sale(client, p, "S-A1", "A1", refunded, occurred_at="2026-11-10T00:00:00Z")
+    await refund(client, p, "S-A", "RF-A", amount, occurred_at="2026-12-01T00:00:00Z")
+    await refund(client, p, "S-A1", "RF-A1", refunded, occurred_at="2026-12-01T00:00:00Z")
+    await post_sale(client, p, "S-A1-DEC", "A1", amount, occurred_at="2026-12-02T00:00:00Z")
+    november = await report(client, p, "R", "downline/stats", period="2026-11")
+    assert (november["personal_volume"], november["levels"]) == (
+        nothing,
+        [
+            {"level": 1, "members": 1, "active": 1, "new": 0, "volume": amount},
+            {"level": 2, "members": 1, "active": 1, "new": 0, "volume": refunded},
+        ],
+    )
+    december = await report(client, p, "R", "downline/stats", period="2026-12")
+    assert (december["group_volume"], december["levels"]) == (
+        f"-{refunded}",
+        [
+            {"level": 1, "members": 1, "active": 1, "new": 0, "volume": f"-{amount}"},
+            {"level": 2, "members": 1, "active": 1, "new": 0, "volume": net},
+        ],
+    )
+
+
 async def test_downline_stats_of_a_thousand_deep_chain(
     connection: AsyncConnection, client: httpx.AsyncClient, program: Program
 ) -> None:
