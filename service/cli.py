@@ -192,12 +192,12 @@ def secret_create(program: Annotated[str, typer.Option(help="program id")]) -> N
     """Create a signing secret; prints it once. Several may be active while one rotates."""
 
     from service.db import programs as program_sql
-    from service.services import intake
+    from service.intake import signatures
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         if await program_sql.get_program(session, program) is None:
             raise ProgramNotFound(f"program {program!r} does not exist")
-        row = await intake.create_secret(session, program)
+        row = await signatures.create_secret(session, program)
         return {"id": row.secret_id, "secret": row.secret}
 
     _print(_run(work))
@@ -210,10 +210,10 @@ def secret_revoke(
 ) -> None:
     """Revoke a signing secret at once: signatures made with it are refused from now on."""
 
-    from service.services import intake
+    from service.intake import signatures
 
     async def work(session: AsyncSession) -> dict[str, Any]:
-        await intake.revoke_secret(session, program, secret_id)
+        await signatures.revoke_secret(session, program, secret_id)
         return {"revoked": secret_id}
 
     _print(_run(work))

@@ -19,15 +19,21 @@ class ServiceError(Exception):
         self.extra = extra
 
     def problem(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "type": f"https://commissions.dev/problems/{self.code}",
-            "title": self.title,
-            "status": self.status,
-            "code": self.code,
-            "detail": self.detail,
-        }
-        body.update(self.extra)
-        return body
+        return problem_body(self.status, self.code, self.title, self.detail, **self.extra)
+
+
+def problem_body(status: int, code: str, title: str, detail: str, **extra: Any) -> dict[str, Any]:
+    """The one place an RFC 9457 problem body is built. Its text is made safe to send: a
+    lone surrogate (which UTF-8 cannot carry) that came in with a request becomes '?'."""
+    body: dict[str, Any] = {
+        "type": f"https://commissions.dev/problems/{code}",
+        "title": title,
+        "status": status,
+        "code": code,
+        "detail": detail.encode("utf-8", "replace").decode("utf-8"),
+    }
+    body.update(extra)
+    return body
 
 
 class Unauthorized(ServiceError):
@@ -207,3 +213,8 @@ class BatchTooLarge(ServiceError):
 class SecretNotFound(NotFound):
     code = "secret_not_found"
     title = "No such active webhook secret"
+
+
+class DuplicateKey(Unprocessable):
+    code = "duplicate_key"
+    title = "A JSON object holds the same key twice"

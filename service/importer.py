@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import multiprocessing
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
@@ -15,11 +14,12 @@ from typing import IO, Any
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from service.api.events import EventResult, apply_events  # the webhook's own code path
 from service.db import plans as plan_sql
 from service.db import programs as program_sql
 from service.db import statistics
-from service.errors import ProgramNotFound
+from service.errors import ProgramNotFound, ServiceError
+from service.intake.events import EventResult, apply_events  # the webhook's own code path
+from service.intake.payloads import parse_json
 from service.services.programs import Principal
 
 MAX_REFUSALS_SHOWN = 20
@@ -55,7 +55,7 @@ class ImportReport:
 class _Line:
     number: int
     text: str
-    event: Any
+    event: Any  # the parsed JSON, or the ServiceError refusing a line that is not JSON
 
 
 def _batches(
@@ -69,18 +69,15 @@ def _batches(
         if not text:
             continue
         try:
-            event: Any = json.loads(text)
-        except ValueError:
-            event = _MALFORMED
+            event: Any = parse_json(raw)
+        except ServiceError as refusal:
+            event = refusal
         batch.append(_Line(number, text, event))
         if len(batch) >= size:
             yield batch
             batch = []
     if batch:
         yield batch
-
-
-_MALFORMED = object()
 
 
 async def import_events(
@@ -227,7 +224,7 @@ def _start_worker(database_url: str, program_id: str) -> None:
 
 
 def _apply_in_worker(texts: list[str]) -> list[EventResult]:
-    events = [json.loads(text) for text in texts]
+    events = [parse_json(text) for text in texts]
     loop: asyncio.AbstractEventLoop = _worker["loop"]
     return loop.run_until_complete(_apply_batch(_worker["sessions"], _worker["caller"], events))
 
@@ -248,7 +245,7 @@ class _Batch:
         (they commute, as in `commutes`) unless a refund comes before the sale it names:
         then all its sales' volume rows are locked by one statement, in one order, and two
         such batches at once seldom deadlock."""
-        parsed = [line for line in lines if line.event is not _MALFORMED]
+        parsed = [line for line in lines if not isinstance(line.event, ServiceError)]
         names: set[tuple[str, str]] = set()
         sales: list[_Line] = []
         refunds: list[_Line] = []
@@ -294,10 +291,11 @@ def _count(
 ) -> None:
     outcome = dict(zip((line.number for line in batch.parsed), results, strict=True))
     for line in batch.lines:
-        result = outcome.get(line.number)
-        if result is None:
-            _refuse(report, line, None, "malformed_json", "the line is not JSON", refused_out)
-        elif result.code is not None:
+        if isinstance(line.event, ServiceError):  # not JSON: refused before it was applied
+            _refuse(report, line, None, line.event.code, line.event.detail, refused_out)
+            continue
+        result = outcome[line.number]
+        if result.code is not None:
             _refuse(report, line, result.id, result.code, result.detail or "", refused_out)
         elif result.duplicate:
             report.duplicates += 1

@@ -17,9 +17,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service import importer
-from service.api import events as events_api
 from service.db import statistics
 from service.importer import import_events
+from service.intake import events as intake_events
 from tests.api.flows import put_plan
 from tests.conftest import Program, make_program
 
@@ -294,7 +294,7 @@ async def test_parallel_import_equals_one_batch_at_a_time(
     at_once = 0
     most_at_once = 0
     calls = 0
-    apply_events = events_api.apply_events
+    apply_events = intake_events.apply_events
 
     async def counted(*args: Any, **kwargs: Any) -> Any:
         nonlocal at_once, most_at_once, calls

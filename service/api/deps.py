@@ -9,7 +9,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.errors import Forbidden, Unauthorized
+from service.db import programs as program_sql
+from service.errors import Forbidden, ProgramNotFound, Unauthorized
+from service.intake import signatures
 from service.services import programs
 from service.services.programs import Principal
 
@@ -50,3 +52,31 @@ def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
 Reader = Annotated[Principal, Depends(require_scope("read"))]
 Writer = Annotated[Principal, Depends(require_scope("events:write"))]
 Admin = Annotated[Principal, Depends(require_scope("admin"))]
+
+
+async def event_sender(
+    session: AsyncSession, request: Request, body: bytes, program_id: str | None
+) -> Principal:
+    """Who sends events: an API key with `events:write`, or a Standard Webhooks signature
+    made with one of the program's active secrets (the program named by `?program=`)."""
+    authorization = request.headers.get("authorization")
+    if authorization is not None:
+        scheme, _, key = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise Unauthorized("send the API key as 'Authorization: Bearer <key>'")
+        caller = await programs.authenticate(session, key.strip())
+        if not caller.allows("events:write"):
+            raise Forbidden("this call needs the 'events:write' scope")
+        if program_id is not None and program_id != caller.program_id:
+            raise ProgramNotFound(f"program {program_id!r} does not exist")
+        return caller
+    if "webhook-signature" not in request.headers:
+        raise Unauthorized("send an API key, or sign the request (Standard Webhooks)")
+    if program_id is None:
+        raise Unauthorized("a signed request names its program: POST /v1/events?program=ID")
+    program = await program_sql.get_program(session, program_id)
+    if program is None or not await signatures.signature_is_valid(
+        session, program_id, body, request.headers
+    ):
+        raise Unauthorized("the webhook signature is missing, stale, or not valid")
+    return Principal(program=program, key_id="webhook", scopes=frozenset({"events:write"}))

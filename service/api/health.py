@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from service.api.problems import problem
+from service.api.problems import problem_response
 
 router = APIRouter(tags=["operations"])
 
@@ -24,7 +24,9 @@ async def readyz(request: Request) -> Response:
         async with request.app.state.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
     except Exception as error:  # any failure to reach the database means not ready
-        return problem(503, "database_unavailable", "Not ready", str(error) or type(error).__name__)
+        return problem_response(
+            503, "database_unavailable", "Not ready", str(error) or type(error).__name__
+        )
     return Response('{"status":"ready"}', media_type="application/json")
 
 

@@ -1,18 +1,14 @@
-"""REST calls with an Idempotency-Key are applied once; a retry gets the first answer."""
+"""The five write routes answer through one function: applied once per Idempotency-Key."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Header
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.api import answers
-from service.services import intake
-from service.services.intake import Outcome
+from service.intake.writes import Write, apply_write
 from service.services.programs import Principal
 
 IdempotencyKey = Annotated[
@@ -27,26 +23,9 @@ IdempotencyKey = Annotated[
 ]
 
 
-async def answer(
-    session: AsyncSession,
-    caller: Principal,
-    key: str | None,
-    *,
-    request: str,
-    body: BaseModel,
-    apply: Callable[[], Awaitable[Outcome]],
+async def write_response(
+    session: AsyncSession, caller: Principal, write: Write, idempotency_key: str | None
 ) -> JSONResponse:
-    """Apply the call (once per key, when a key is given) and answer its outcome."""
-    if key is None:
-        outcome = await apply()
-    else:
-        outcome = await intake.apply_once(
-            session,
-            caller.program_id,
-            scope=intake.HTTP,
-            key=key,
-            request_fingerprint=intake.fingerprint([request, body.model_dump(mode="json")]),
-            apply=apply,
-            rebuild=answers.rebuilder(session, caller.program_id),
-        )
+    """Apply the write (once per key, when a key is given) and answer its outcome."""
+    outcome = await apply_write(session, caller, write, idempotency_key=idempotency_key)
     return JSONResponse(outcome.body, status_code=outcome.status)

@@ -5,57 +5,37 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.api.deps import Reader, SessionDep, Writer
-from service.api.idempotency import IdempotencyKey, answer
+from service.api.idempotency import IdempotencyKey, write_response
 from service.api.pagination import decode_cursor, encode_cursor, whole_number
 from service.api.problems import problem_responses
+from service.api.routing import StrictJSONRoute
 from service.api.schemas import (
     Cursor,
-    EnrollRequest,
     ListPage,
     Member,
     MemberDetail,
-    MemberId,
     Move,
-    MoveRequest,
     Relative,
-    UpdateMemberRequest,
-    member_json,
     page_response,
     relative_json,
 )
 from service.errors import InvalidCursor
+from service.intake.requests import EnrollRequest, MemberId, MoveRequest, UpdateMemberRequest
+from service.intake.writes import Enrol, MoveMember, UpdateMember
 from service.services import members
-from service.services.intake import Outcome
-from service.services.members import Enrolment
-from service.services.programs import Principal
 
-router = APIRouter(prefix="/v1/members", tags=["members"], responses=problem_responses(401, 403))
+router = APIRouter(
+    prefix="/v1/members",
+    tags=["members"],
+    responses=problem_responses(401, 403),
+    route_class=StrictJSONRoute,
+)
 
 MemberPath = Annotated[MemberId, Path(description="the member's id")]
 UPLINE_LEVELS_BOUND = 10_000_000
 """No sponsor chain is longer; an upline cursor past it is not one this list gave out."""
-
-
-async def apply_enroll(session: AsyncSession, caller: Principal, body: EnrollRequest) -> Outcome:
-    result = await members.enroll(
-        session,
-        caller.program_id,
-        member_id=body.id,
-        sponsor_id=body.sponsor_id,
-        enrolled_at=body.enrolled_at,
-        name=body.name,
-    )
-    return enrolment_outcome(result)
-
-
-def enrolment_outcome(result: Enrolment) -> Outcome:
-    return Outcome(
-        status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
-        member_json(result.member),
-    )
 
 
 @router.post(
@@ -71,14 +51,7 @@ async def enroll_member(
     body: EnrollRequest, session: SessionDep, caller: Writer, idempotency_key: IdempotencyKey = None
 ) -> Response:
     """Enroll a member under a sponsor (`sponsor_id: null` for a root)."""
-    return await answer(
-        session,
-        caller,
-        idempotency_key,
-        request="POST /v1/members",
-        body=body,
-        apply=lambda: apply_enroll(session, caller, body),
-    )
+    return await write_response(session, caller, Enrol(body), idempotency_key)
 
 
 @router.get("/{member_id}", responses=problem_responses(404))
@@ -92,18 +65,6 @@ async def get_member(member_id: MemberPath, session: SessionDep, caller: Reader)
     )
 
 
-async def apply_update(
-    session: AsyncSession, caller: Principal, member_id: str, body: UpdateMemberRequest
-) -> Outcome:
-    changes: dict[str, Any] = {}
-    if "status" in body.model_fields_set and body.status is not None:
-        changes["status"] = body.status
-    if "name" in body.model_fields_set:
-        changes["name"] = body.name
-    row = await members.update(session, caller.program_id, member_id, **changes)
-    return Outcome(status.HTTP_200_OK, member_json(row))
-
-
 @router.patch("/{member_id}", response_model=Member, responses=problem_responses(404, 409, 422))
 async def update_member(
     member_id: MemberPath,
@@ -113,21 +74,7 @@ async def update_member(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Change `status` or `name` (`name: null` clears it). Termination is final."""
-    return await answer(
-        session,
-        caller,
-        idempotency_key,
-        request=f"PATCH /v1/members/{member_id}",
-        body=body,
-        apply=lambda: apply_update(session, caller, member_id, body),
-    )
-
-
-async def apply_move(
-    session: AsyncSession, caller: Principal, member_id: str, body: MoveRequest
-) -> Outcome:
-    row = await members.move(session, caller.program_id, member_id, sponsor_id=body.sponsor_id)
-    return Outcome(status.HTTP_200_OK, member_json(row))
+    return await write_response(session, caller, UpdateMember(member_id, body), idempotency_key)
 
 
 @router.post("/{member_id}/move", response_model=Member, responses=problem_responses(404, 409, 422))
@@ -139,14 +86,7 @@ async def move_member(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Move a member, with their whole team, under a new sponsor; kept in the move history."""
-    return await answer(
-        session,
-        caller,
-        idempotency_key,
-        request=f"POST /v1/members/{member_id}/move",
-        body=body,
-        apply=lambda: apply_move(session, caller, member_id, body),
-    )
+    return await write_response(session, caller, MoveMember(member_id, body), idempotency_key)
 
 
 @router.get(

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import Any
 
 import structlog
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.errors import PayloadTooLarge
 
 REQUESTS = Counter(
     "commissions_http_requests_total", "HTTP requests", ["method", "route", "status"]
@@ -119,14 +120,8 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 async def _too_large(send: Send, max_bytes: int) -> None:
-    body: dict[str, Any] = {
-        "type": "https://commissions.dev/problems/payload_too_large",
-        "title": "The request body is too large",
-        "status": 413,
-        "code": "payload_too_large",
-        "detail": f"the body must be at most {max_bytes} bytes",
-    }
-    payload = json.dumps(body).encode()
+    refusal = PayloadTooLarge(f"the body must be at most {max_bytes} bytes")
+    payload = json.dumps(refusal.problem()).encode()
     await send(
         {
             "type": "http.response.start",

@@ -11,12 +11,19 @@ from pydantic import BaseModel, Field, StringConstraints
 from service.api.deps import Admin, Reader, SessionDep
 from service.api.pagination import decode_cursor, encode_cursor, whole_number
 from service.api.problems import problem_responses
-from service.api.schemas import Cursor, Instant, ListPage, Request
+from service.api.routing import StrictJSONRoute
+from service.api.schemas import Cursor, ListPage
 from service.errors import InvalidCursor
+from service.intake.requests import Instant, Request
 from service.services import plans
 from service.services.plans import PlanVersion
 
-router = APIRouter(prefix="/v1/plan", tags=["plan"], responses=problem_responses(401, 403))
+router = APIRouter(
+    prefix="/v1/plan",
+    tags=["plan"],
+    responses=problem_responses(401, 403),
+    route_class=StrictJSONRoute,
+)
 
 RateText = Annotated[
     str,

@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.schemas import Problem
-from service.errors import ServiceError
+from service.errors import ServiceError, problem_body
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -35,16 +35,12 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": Problem, "description": _DESCRIPTIONS[status]} for status in statuses}
 
 
-def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
-    body: dict[str, Any] = {
-        "type": f"https://commissions.dev/problems/{code}",
-        "title": title,
-        "status": status,
-        "code": code,
-        "detail": detail,
-    }
-    body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+def problem_response(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    return JSONResponse(
+        problem_body(status, code, title, detail, **extra),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+    )
 
 
 def _validation_errors(error: RequestValidationError) -> list[dict[str, Any]]:
@@ -69,13 +65,13 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     errors = _validation_errors(error)
     if any(item["type"] == "json_invalid" for item in errors):
-        return problem(
+        return problem_response(
             400, "malformed_json", "The body is not valid JSON", "the body is not valid JSON"
         )
     first = errors[0] if errors else {"loc": [], "msg": "invalid"}
     where = ".".join(first["loc"])
     message = str(first["msg"])
-    return problem(
+    return problem_response(
         422,
         "validation_error",
         "The request is not valid",
@@ -88,7 +84,7 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
     codes = {404: "not_found", 405: "method_not_allowed"}
     code = codes.get(error.status_code, f"http_{error.status_code}")
-    response = problem(error.status_code, code, str(error.detail), str(error.detail))
+    response = problem_response(error.status_code, code, str(error.detail), str(error.detail))
     if error.headers:
         response.headers.update(error.headers)
     return response
@@ -105,7 +101,7 @@ async def _database_error(request: Request, error: Exception) -> JSONResponse:
     if getattr(error.orig, "sqlstate", None) not in RETRYABLE:
         return await _unexpected(request, error)
     log.warning("transaction rolled back by the database", path=request.url.path)
-    response = problem(
+    response = problem_response(
         503,
         "retry_later",
         "Rolled back by a concurrent request",
@@ -117,7 +113,7 @@ async def _database_error(request: Request, error: Exception) -> JSONResponse:
 
 async def _unexpected(request: Request, error: Exception) -> JSONResponse:
     log.exception("unhandled error", path=request.url.path)
-    return problem(500, "internal_error", "Internal error", "an unexpected error occurred")
+    return problem_response(500, "internal_error", "Internal error", "an unexpected error occurred")
 
 
 def install(app: FastAPI) -> None:

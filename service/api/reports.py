@@ -12,11 +12,12 @@ from pydantic import BaseModel, Field
 from service.api.deps import Reader, SessionDep
 from service.api.pagination import decode_cursor, encode_cursor, whole_number
 from service.api.problems import problem_responses
-from service.api.schemas import Cursor, ListPage, MemberId
+from service.api.schemas import Cursor, ListPage
 from service.db.sales import LineRow
 from service.domain.money import format_money, format_rate
 from service.domain.periods import PeriodError, parse_period
 from service.errors import InvalidCursor, InvalidPeriod
+from service.intake.requests import MemberId
 from service.services import reports
 
 router = APIRouter(prefix="/v1/members", tags=["reports"], responses=problem_responses(401, 403))

@@ -6,60 +6,24 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Response, status
-from pydantic import BaseModel, Field, StringConstraints
-from sqlalchemy.ext.asyncio import AsyncSession
+from pydantic import BaseModel, Field
 
-from service.api.answers import line_json, sale_json, sale_outcome
 from service.api.deps import Reader, SessionDep, Writer
-from service.api.idempotency import IdempotencyKey, answer
+from service.api.idempotency import IdempotencyKey, write_response
 from service.api.problems import problem_responses
-from service.api.schemas import Instant, MemberId, Request
+from service.api.routing import StrictJSONRoute
 from service.db.sales import LineRow, RefundRow, SaleRow
-from service.domain.money import format_money
+from service.intake.answers import line_json, refund_json, sale_json
+from service.intake.requests import ObjectId, RefundRequest, SaleRequest
+from service.intake.writes import RecordSale, RefundSale
 from service.services import sales
-from service.services.intake import Outcome
-from service.services.programs import Principal
-from service.services.sales import RefundInput, SaleInput
 
-router = APIRouter(prefix="/v1/sales", tags=["sales"], responses=problem_responses(401, 403))
-
-ObjectId = Annotated[
-    str,
-    StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$"),
-    Field(description="chosen by the client: 1-64 characters of A-Za-z0-9._:-"),
-]
-MoneyText = Annotated[
-    str,
-    StringConstraints(max_length=64),
-    Field(description='money in major units as a string, e.g. "19.99"', examples=["100.00"]),
-]
-Category = Annotated[
-    str,
-    StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$"),
-    Field(description="the plan's rate category", examples=["product", "enrollment_fee"]),
-]
-
-
-class SaleRequest(Request):
-    id: ObjectId = Field(description="the order id")
-    member_id: MemberId = Field(description="who is credited with the sale")
-    amount: MoneyText
-    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-    volume: MoneyText | None = Field(
-        default=None, description="commissionable volume; default: amount"
-    )
-    category: Category = "product"
-    subscription_id: ObjectId | None = Field(
-        default=None, description="set for a recurring sale: counted as residual volume"
-    )
-    customer: Literal["retail", "member"] = "retail"
-    occurred_at: Instant
-
-
-class RefundRequest(Request):
-    id: ObjectId
-    amount: MoneyText = Field(description="partial allowed; never more than what is left")
-    occurred_at: Instant
+router = APIRouter(
+    prefix="/v1/sales",
+    tags=["sales"],
+    responses=problem_responses(401, 403),
+    route_class=StrictJSONRoute,
+)
 
 
 class LineOut(BaseModel):
@@ -132,14 +96,7 @@ class RefundOut(BaseModel):
 
     @classmethod
     def of(cls, refund: RefundRow, currency: str) -> RefundOut:
-        return cls(
-            id=refund.refund_id,
-            sale_id=refund.sale_id,
-            amount=format_money(refund.amount, currency),
-            volume=format_money(refund.volume, currency),
-            occurred_at=refund.occurred_at,
-            period=refund.period,
-        )
+        return cls.model_validate(refund_json(refund, currency))
 
 
 class RefundWithLines(BaseModel):
@@ -156,25 +113,6 @@ class SaleDetail(SaleWithLines):
     refunds: list[SaleRefund]
 
 
-def sale_input(body: SaleRequest) -> SaleInput:
-    return SaleInput(
-        sale_id=body.id,
-        member_id=body.member_id,
-        amount=body.amount,
-        currency=body.currency,
-        volume=body.volume,
-        category=body.category,
-        subscription_id=body.subscription_id,
-        customer=body.customer,
-        occurred_at=body.occurred_at,
-    )
-
-
-async def apply_sale(session: AsyncSession, caller: Principal, body: SaleRequest) -> Outcome:
-    recorded = await sales.record_sale(session, caller.program, sale_input(body))
-    return sale_outcome(recorded)
-
-
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
@@ -188,14 +126,7 @@ async def post_sale(
     body: SaleRequest, session: SessionDep, caller: Writer, idempotency_key: IdempotencyKey = None
 ) -> Response:
     """Record a sale; every member it pays is paid in the same transaction."""
-    return await answer(
-        session,
-        caller,
-        idempotency_key,
-        request="POST /v1/sales",
-        body=body,
-        apply=lambda: apply_sale(session, caller, body),
-    )
+    return await write_response(session, caller, RecordSale(body), idempotency_key)
 
 
 @router.get("/{sale_id}", responses=problem_responses(404))
@@ -220,26 +151,6 @@ async def get_sale(
     )
 
 
-async def apply_refund(
-    session: AsyncSession, caller: Principal, sale_id: str, body: RefundRequest
-) -> Outcome:
-    recorded = await sales.refund_sale(
-        session,
-        caller.program,
-        sale_id,
-        RefundInput(refund_id=body.id, amount=body.amount, occurred_at=body.occurred_at),
-    )
-    currency = caller.program.currency
-    out = RefundWithLines(
-        refund=RefundOut.of(recorded.refund, currency),
-        lines=[LineOut.of(x, currency) for x in recorded.lines],
-    )
-    return Outcome(
-        status.HTTP_201_CREATED if recorded.created else status.HTTP_200_OK,
-        out.model_dump(mode="json"),
-    )
-
-
 @router.post(
     "/{sale_id}/refunds",
     status_code=status.HTTP_201_CREATED,
@@ -258,11 +169,4 @@ async def post_refund(
 ) -> Response:
     """Refund all or part of a sale: reversal lines take the refunded share back from
     exactly the members and rates paid on it."""
-    return await answer(
-        session,
-        caller,
-        idempotency_key,
-        request=f"POST /v1/sales/{sale_id}/refunds",
-        body=body,
-        apply=lambda: apply_refund(session, caller, sale_id, body),
-    )
+    return await write_response(session, caller, RefundSale(sale_id, body), idempotency_key)

@@ -1,49 +1,20 @@
-"""Request and response bodies shared by the routers."""
+"""Response bodies shared by the routers."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Generic, Literal, TypeVar
+from datetime import datetime
+from typing import Annotated, Generic, TypeVar
 
 from fastapi.responses import JSONResponse
-from pydantic import (
-    AfterValidator,
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-)
+from pydantic import BaseModel, Field, StringConstraints
 
 from service.db.members import MemberRow, MoveRow, RelativeRow
+from service.intake.answers import instant, member_json
+from service.intake.requests import Status
 
-MemberId = Annotated[
-    str,
-    StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$"),
-    Field(description="Chosen by the client: 1-64 characters of A-Za-z0-9._:-", examples=["M7"]),
-]
-MemberName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Status = Literal["active", "inactive", "terminated"]
-
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(9999, 12, 1, tzinfo=UTC)
-
-
-def _within_calendar(value: datetime) -> datetime:
-    if not EARLIEST <= value < LATEST:
-        raise ValueError("must be from 1970-01-01 to 9999-11-30")
-    return value
-
-
-Instant = Annotated[AwareDatetime, AfterValidator(_within_calendar)]
-"""An instant with its timezone, inside the calendar the periods cover."""
 Cursor = Annotated[str, StringConstraints(max_length=512)]
 
 T = TypeVar("T")
-
-
-class Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class Problem(BaseModel):
@@ -62,22 +33,6 @@ class ListPage(BaseModel, Generic[T]):
     next_cursor: str | None
 
 
-class EnrollRequest(Request):
-    id: MemberId
-    sponsor_id: MemberId | None = Field(description="null for a root of the genealogy")
-    enrolled_at: Instant | None = Field(default=None, description="defaults to now")
-    name: MemberName | None = None
-
-
-class UpdateMemberRequest(Request):
-    status: Status | None = None
-    name: MemberName | None = None
-
-
-class MoveRequest(Request):
-    sponsor_id: MemberId | None = Field(description="the new sponsor; null makes a root")
-
-
 class Member(BaseModel):
     id: str
     sponsor_id: str | None
@@ -90,24 +45,6 @@ class Member(BaseModel):
     @classmethod
     def of(cls, row: MemberRow) -> Member:
         return cls.model_validate(member_json(row))
-
-
-def instant(value: datetime) -> str:
-    """An instant as the API prints it: ISO 8601 in UTC with a Z (as pydantic does)."""
-    return value.astimezone(UTC).isoformat().removesuffix("+00:00") + "Z"
-
-
-def member_json(row: MemberRow) -> dict[str, object]:
-    """A member as the API prints it (the fast path of `Member`)."""
-    return {
-        "id": row.member_id,
-        "sponsor_id": row.sponsor_id,
-        "enrolled_at": instant(row.enrolled_at),
-        "status": row.status,
-        "name": row.name,
-        "rank": row.rank,
-        "updated_at": instant(row.updated_at),
-    }
 
 
 class MemberDetail(Member):

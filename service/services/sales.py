@@ -22,6 +22,7 @@ from service.db.sales import (
     SaleRow,
     UplineEntry,
 )
+from service.domain import identity
 from service.domain.calculator import (
     LevelDecision,
     Line,
@@ -47,7 +48,7 @@ from service.errors import (
     ServiceError,
     UnknownMember,
 )
-from service.services import intake, plans
+from service.services import plans
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +168,7 @@ async def record_sales(
         except ServiceError as error:
             results[index] = error
             continue
-        fingerprint = intake.fingerprint(
+        fingerprint = identity.fingerprint(
             {
                 "member_id": sale.member_id,
                 "amount": format_money(amount, currency),
@@ -424,7 +425,7 @@ async def refund_sale(
     if sale is None:
         raise SaleNotFound(f"sale {sale_id!r} does not exist")
     amount = _money(refund.amount, currency, "amount", allow_zero=False)
-    fingerprint = intake.fingerprint(
+    fingerprint = identity.fingerprint(
         {
             "sale_id": sale_id,
             "amount": format_money(amount, currency),

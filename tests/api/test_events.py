@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from standardwebhooks.webhooks import Webhook
 
 from service.db import intake as intake_sql
-from service.services import intake
+from service.intake import signatures
 from tests.api.flows import enroll_chain, paid, put_plan
 from tests.conftest import Program, make_key, make_program
 
@@ -352,7 +352,7 @@ async def new_secret(
     sessions: async_sessionmaker[AsyncSession], program_id: str
 ) -> tuple[str, str]:
     async with sessions() as session, session.begin():
-        row = await intake.create_secret(session, program_id)
+        row = await signatures.create_secret(session, program_id)
     return row.secret_id, row.secret
 
 
@@ -428,7 +428,7 @@ async def test_bad_signatures_are_401_and_write_nothing(
         url = "/v1/events"
     elif forge == "revoked":
         async with sessions() as session, session.begin():
-            await intake.revoke_secret(session, program.id, secret_id)
+            await signatures.revoke_secret(session, program.id, secret_id)
     elif forge == "other_program":
         other = await make_program(sessions, "globex")
         _, other_secret = await new_secret(sessions, other.id)
@@ -476,7 +476,7 @@ async def test_secret_rotation_accepts_old_and_new_and_several_signatures(
     assert (await client.post(url, content=body, headers=headers)).status_code == 201
     # The old secret retired: its signatures stop working, the new one's go on.
     async with sessions() as session, session.begin():
-        await intake.revoke_secret(session, program.id, old_id)
+        await signatures.revoke_secret(session, program.id, old_id)
     body = json.dumps(enrolled_event("e3", "M3", None)).encode()
     assert (await client.post(url, content=body, headers=signed(old, body))).status_code == 401
     assert (await client.post(url, content=body, headers=signed(new, body))).status_code == 201

@@ -1,0 +1,124 @@
+"""The bodies of the write requests, shared by the REST calls and the webhook events (an
+event's `data` is the body of the matching REST call)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+
+MemberId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$"),
+    Field(description="Chosen by the client: 1-64 characters of A-Za-z0-9._:-", examples=["M7"]),
+]
+ObjectId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$"),
+    Field(description="chosen by the client: 1-64 characters of A-Za-z0-9._:-"),
+]
+MemberName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Status = Literal["active", "inactive", "terminated"]
+MoneyText = Annotated[
+    str,
+    StringConstraints(max_length=64),
+    Field(description='money in major units as a string, e.g. "19.99"', examples=["100.00"]),
+]
+Category = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$"),
+    Field(description="the plan's rate category", examples=["product", "enrollment_fee"]),
+]
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 1, tzinfo=UTC)
+
+
+def _within_calendar(value: datetime) -> datetime:
+    if not EARLIEST <= value < LATEST:
+        raise ValueError("must be from 1970-01-01 to 9999-11-30")
+    return value
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_within_calendar)]
+"""An instant with its timezone, inside the calendar the periods cover."""
+
+
+def _storable(value: Any) -> None:
+    """Refuses text PostgreSQL cannot store: a NUL character, or a lone surrogate (which
+    UTF-8 cannot encode), anywhere in a value, dictionary keys included."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("must not contain a NUL character")
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("must be Unicode text (it holds a lone surrogate)") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _storable(key)
+            _storable(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _storable(item)
+
+
+class Request(BaseModel):
+    """A request body: a field it does not define is refused, and so is text that could not
+    be stored as given."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _text_is_storable(cls, value: Any) -> Any:
+        _storable(value)
+        return value
+
+
+class EnrollRequest(Request):
+    id: MemberId
+    sponsor_id: MemberId | None = Field(description="null for a root of the genealogy")
+    enrolled_at: Instant | None = Field(default=None, description="defaults to now")
+    name: MemberName | None = None
+
+
+class UpdateMemberRequest(Request):
+    status: Status | None = None
+    name: MemberName | None = None
+
+
+class MoveRequest(Request):
+    sponsor_id: MemberId | None = Field(description="the new sponsor; null makes a root")
+
+
+class SaleRequest(Request):
+    id: ObjectId = Field(description="the order id")
+    member_id: MemberId = Field(description="who is credited with the sale")
+    amount: MoneyText
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+    volume: MoneyText | None = Field(
+        default=None, description="commissionable volume; default: amount"
+    )
+    category: Category = "product"
+    subscription_id: ObjectId | None = Field(
+        default=None, description="set for a recurring sale: counted as residual volume"
+    )
+    customer: Literal["retail", "member"] = "retail"
+    occurred_at: Instant
+
+
+class RefundRequest(Request):
+    id: ObjectId
+    amount: MoneyText = Field(description="partial allowed; never more than what is left")
+    occurred_at: Instant

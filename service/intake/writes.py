@@ -1,0 +1,150 @@
+"""The five writes, whichever way they come in: a REST call or a webhook event names one of
+them, and it is applied by the same code (an event's `data` is the REST call's body)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.domain.identity import fingerprint
+from service.intake import answers, ledger
+from service.intake.ledger import Outcome, Scope
+from service.intake.requests import (
+    EnrollRequest,
+    MoveRequest,
+    RefundRequest,
+    SaleRequest,
+    UpdateMemberRequest,
+)
+from service.services import members, sales
+from service.services.programs import Principal
+from service.services.sales import RefundInput, SaleInput
+
+
+class Write(Protocol):
+    """A write request: what it asks, as the REST call names it, and how it is applied."""
+
+    @property
+    def request_line(self) -> str: ...
+
+    @property
+    def body(self) -> BaseModel: ...
+
+    async def apply(self, session: AsyncSession, caller: Principal) -> Outcome: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Enrol:
+    body: EnrollRequest
+    request_line = "POST /v1/members"
+
+    async def apply(self, session: AsyncSession, caller: Principal) -> Outcome:
+        result = await members.enroll(
+            session,
+            caller.program_id,
+            member_id=self.body.id,
+            sponsor_id=self.body.sponsor_id,
+            enrolled_at=self.body.enrolled_at,
+            name=self.body.name,
+        )
+        return answers.enrolment_outcome(result)
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateMember:
+    """Changes `status` and `name` where the body sets them (`name: null` clears it)."""
+
+    member_id: str
+    body: UpdateMemberRequest
+
+    @property
+    def request_line(self) -> str:
+        return f"PATCH /v1/members/{self.member_id}"
+
+    async def apply(self, session: AsyncSession, caller: Principal) -> Outcome:
+        given = self.body.model_fields_set
+        changes: dict[str, Any] = {}
+        if "status" in given and self.body.status is not None:
+            changes["status"] = self.body.status
+        if "name" in given:
+            changes["name"] = self.body.name
+        row = await members.update(session, caller.program_id, self.member_id, **changes)
+        return Outcome(answers.OK, answers.member_json(row))
+
+
+@dataclass(frozen=True, slots=True)
+class MoveMember:
+    member_id: str
+    body: MoveRequest
+
+    @property
+    def request_line(self) -> str:
+        return f"POST /v1/members/{self.member_id}/move"
+
+    async def apply(self, session: AsyncSession, caller: Principal) -> Outcome:
+        row = await members.move(
+            session, caller.program_id, self.member_id, sponsor_id=self.body.sponsor_id
+        )
+        return Outcome(answers.OK, answers.member_json(row))
+
+
+def sale_input(body: SaleRequest) -> SaleInput:
+    return SaleInput(
+        sale_id=body.id,
+        member_id=body.member_id,
+        amount=body.amount,
+        currency=body.currency,
+        volume=body.volume,
+        category=body.category,
+        subscription_id=body.subscription_id,
+        customer=body.customer,
+        occurred_at=body.occurred_at,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RecordSale:
+    body: SaleRequest
+    request_line = "POST /v1/sales"
+
+    async def apply(self, session: AsyncSession, caller: Principal) -> Outcome:
+        recorded = await sales.record_sale(session, caller.program, sale_input(self.body))
+        return answers.sale_outcome(recorded)
+
+
+@dataclass(frozen=True, slots=True)
+class RefundSale:
+    sale_id: str
+    body: RefundRequest
+
+    @property
+    def request_line(self) -> str:
+        return f"POST /v1/sales/{self.sale_id}/refunds"
+
+    async def apply(self, session: AsyncSession, caller: Principal) -> Outcome:
+        refund = RefundInput(
+            refund_id=self.body.id, amount=self.body.amount, occurred_at=self.body.occurred_at
+        )
+        recorded = await sales.refund_sale(session, caller.program, self.sale_id, refund)
+        return answers.refund_outcome(recorded, caller.program.currency)
+
+
+async def apply_write(
+    session: AsyncSession, caller: Principal, write: Write, *, idempotency_key: str | None
+) -> Outcome:
+    """Apply a REST write; with an Idempotency-Key, once per key: a retry answers what the
+    first call answered, and the same key with another request is a conflict."""
+    if idempotency_key is None:
+        return await write.apply(session, caller)
+    return await ledger.apply_once(
+        session,
+        caller.program_id,
+        scope=Scope.HTTP,
+        key=idempotency_key,
+        request_fingerprint=fingerprint([write.request_line, write.body.model_dump(mode="json")]),
+        apply=lambda: write.apply(session, caller),
+        rebuild=answers.rebuilder(session, caller.program_id),
+    )
