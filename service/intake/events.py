@@ -7,7 +7,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db import intake as intake_sql
@@ -117,7 +125,11 @@ AnyEvent = MemberEnrolled | MemberUpdated | MemberMoved | SaleCompleted | SaleRe
 Event = Annotated[AnyEvent, Field(discriminator="type")]
 
 
-class EventBatch(Request):
+class EventBatch(BaseModel):
+    """A batch; its events are checked one by one, so a bad one refuses itself alone."""
+
+    model_config = ConfigDict(extra="forbid")
+
     events: list[Any] = Field(
         min_length=1, max_length=MAX_BATCH, description="up to 1,000 events, applied in order"
     )
