@@ -20,7 +20,9 @@ from service.importer import import_events
 from tests.api.flows import put_plan
 from tests.conftest import Program
 
-PLAN = {"categories": {"product": {"personal_rate": "0.10", "level_rates": ["0.05"]}}}
+PLAN: dict[str, Any] = {
+    "categories": {"product": {"personal_rate": "0.10", "level_rates": ["0.05"]}}
+}
 
 
 def raw(value: Any) -> bytes:
