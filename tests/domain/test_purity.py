@@ -1,24 +1,12 @@
 """`service/domain/` is pure: it imports the standard library and itself, nothing else."""
 
-import ast
 import sys
 from pathlib import Path
 
 import service.domain
+from tests.imports import imported_modules
 
 DOMAIN = Path(service.domain.__file__).parent
-
-
-def imported_modules(source: str) -> set[str]:
-    """The absolute names of the modules a module's source imports, anywhere in it (relative
-    imports of the package itself count as `service.domain`)."""
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            found.add("service.domain" if node.level else node.module or "")
-    return found
 
 
 def foreign(module: str) -> bool:
@@ -31,7 +19,9 @@ def test_the_domain_imports_only_the_standard_library_and_itself() -> None:
     files = sorted(DOMAIN.rglob("*.py"))
     assert len(files) >= 7  # __init__, calculator, currencies, labels, money, periods, plan
     outside = {
-        str(path.relative_to(DOMAIN)): sorted(filter(foreign, imported_modules(path.read_text())))
+        str(path.relative_to(DOMAIN)): sorted(
+            filter(foreign, imported_modules(path.read_text(), package="service.domain"))
+        )
         for path in files
     }
     assert {name: modules for name, modules in outside.items() if modules} == {}
@@ -48,7 +38,7 @@ from service.db import sales
 def late():
     import fastapi
 """
-    assert sorted(filter(foreign, imported_modules(source))) == [
+    assert sorted(filter(foreign, imported_modules(source, package="service.domain"))) == [
         "babel.numbers",
         "fastapi",
         "service.db",
