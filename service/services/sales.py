@@ -103,7 +103,9 @@ class SaleExplained:
     refunds: list[RefundWithLines]
 
 
-def _money(value: str, currency: str, field: str, *, allow_zero: bool) -> Decimal:
+def _parse_money_field(value: str, currency: str, field: str, *, allow_zero: bool) -> Decimal:
+    """A money field of the request (text) as an exact amount of the currency, or an
+    InvalidAmount refusal that names the field."""
     try:
         return parse_money(value, currency, allow_zero=allow_zero)
     except MoneyError as error:
@@ -134,9 +136,11 @@ def _amounts_of(sale: SaleInput, currency: str) -> tuple[Decimal, Decimal]:
     """The sale's amount and volume as money of the program's currency (or a refusal)."""
     if sale.currency != currency:
         raise CurrencyMismatch(f"the program pays in {currency}, not {sale.currency}")
-    amount = _money(sale.amount, currency, "amount", allow_zero=False)
+    amount = _parse_money_field(sale.amount, currency, "amount", allow_zero=False)
     volume = (
-        amount if sale.volume is None else _money(sale.volume, currency, "volume", allow_zero=True)
+        amount
+        if sale.volume is None
+        else _parse_money_field(sale.volume, currency, "volume", allow_zero=True)
     )
     return amount, volume
 
@@ -423,7 +427,7 @@ async def refund_sale(
     sale = await sale_sql.get_sale(session, program_id, sale_id, for_update=True)
     if sale is None:
         raise SaleNotFound(f"sale {sale_id!r} does not exist")
-    amount = _money(refund.amount, currency, "amount", allow_zero=False)
+    amount = _parse_money_field(refund.amount, currency, "amount", allow_zero=False)
     fingerprint = intake.fingerprint(
         {
             "sale_id": sale_id,
