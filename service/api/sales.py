@@ -15,7 +15,8 @@ from service.api.idempotency import IdempotencyKey, answer
 from service.api.problems import problem_responses
 from service.api.schemas import Instant, MemberId, Request
 from service.db.sales import LineRow, RefundRow, SaleRow
-from service.domain.money import format_money
+from service.domain.calculator import LevelDecision
+from service.domain.money import format_money, format_rate
 from service.services import sales
 from service.services.intake import Outcome
 from service.services.programs import Principal
@@ -121,6 +122,18 @@ class LevelOut(BaseModel):
         | None
     )
 
+    @classmethod
+    def of(cls, decision: LevelDecision, currency: str) -> LevelOut:
+        return cls(
+            level=decision.level,
+            member_id=decision.member_id,
+            paid=decision.paid,
+            paid_level=decision.paid_level,
+            rate=None if decision.rate is None else format_rate(decision.rate),
+            amount=None if decision.amount is None else format_money(decision.amount, currency),
+            reason=None if decision.reason is None else decision.reason.value,
+        )
+
 
 class RefundOut(BaseModel):
     id: str
@@ -209,7 +222,7 @@ async def get_sale(
     return SaleDetail(
         sale=SaleOut.of(found.sale),
         lines=[LineOut.of(x, currency) for x in found.lines],
-        levels=[LevelOut(**level) for level in found.levels],
+        levels=[LevelOut.of(x, currency) for x in found.levels],
         refunds=[
             SaleRefund(
                 **RefundOut.of(r.refund, currency).model_dump(),
