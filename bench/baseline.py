@@ -27,9 +27,9 @@ from bench.load import new_sale
 from bench.procs import CpuSnapshot, CpuUse
 from bench.stats import Load
 from service.db.sales import SALE_CONTEXT, WRITE_SALES, NewSale, write_parameters
-from service.domain.calculator import LevelDecision, Participant, SaleFacts, calculate
+from service.domain.calculator import Participant, SaleFacts, calculate
 from service.services.plans import plan_of
-from service.services.sales import new_line
+from service.services.sales import new_line, skipped_levels_json
 
 
 class Statement:
@@ -53,18 +53,6 @@ WRITE = Statement(WRITE_SALES)
 
 def _money(value: Decimal) -> str:
     return str(value.quantize(Decimal("0.01")))
-
-
-def _decision(decision: LevelDecision) -> dict[str, Any]:
-    return {
-        "level": decision.level,
-        "member_id": decision.member_id,
-        "paid": decision.paid,
-        "paid_level": decision.paid_level,
-        "rate": None if decision.rate is None else str(decision.rate),
-        "amount": None if decision.amount is None else _money(decision.amount),
-        "reason": None if decision.reason is None else decision.reason.value,
-    }
 
 
 class BareSql:
@@ -133,9 +121,7 @@ class BareSql:
                 period=at.strftime("%Y-%m"),
                 plan_version=context["version"],
                 fingerprint=fingerprint,
-                skipped_levels=json.dumps(
-                    [_decision(d) for d in calculation.decisions if not d.paid]
-                ),
+                skipped_levels=skipped_levels_json(calculation.decisions),
                 lines=[new_line(line) for line in calculation.lines],
             )
             written = await connection.fetch(

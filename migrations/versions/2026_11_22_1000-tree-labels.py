@@ -1,22 +1,26 @@
 """Interval labels and depth on members: a derived index of the sponsor tree for subtree
 range scans (see service/domain/labels.py). The adjacency list stays the source of truth.
 
+The labelling is frozen here as it was when this migration was written, so that later edits
+of the live code never change what it does.
+
 Revision ID: 0005_tree_labels
 Revises: 0004_claims
 Create Date: 2026-11-22
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import sqlalchemy as sa
 from alembic import op
-
-from service.domain.labels import assign
 
 revision: str = "0005_tree_labels"
 down_revision: str | None = "0004_claims"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+_MAX_LABEL = 2**62
+"""Labels live in (0, _MAX_LABEL)."""
 
 PREORDER = sa.text(
     """
@@ -29,6 +33,30 @@ PREORDER = sa.text(
     SELECT member_id, depth FROM walk ORDER BY path
     """
 )
+
+
+def _assign(preorder: Iterable[tuple[str, int]]) -> Iterator[tuple[str, int, int, int]]:
+    """(member, lo, hi, depth) for a forest given as (member, depth) in depth-first order,
+    with labels evenly spread over the whole range."""
+    items = list(preorder)
+    step = (_MAX_LABEL - 1) // (2 * len(items) + 1) if items else 1
+    counter = 0
+    open_members: list[tuple[str, int, int]] = []
+    labels: dict[str, tuple[int, int]] = {}
+    for member, depth in items:
+        while open_members and open_members[-1][1] >= depth:
+            closed, _, closed_lo = open_members.pop()
+            counter += 1
+            labels[closed] = (closed_lo, counter * step)
+        counter += 1
+        open_members.append((member, depth, counter * step))
+    while open_members:
+        closed, _, closed_lo = open_members.pop()
+        counter += 1
+        labels[closed] = (closed_lo, counter * step)
+    for member, depth in items:
+        lo, hi = labels[member]
+        yield member, lo, hi, depth
 
 
 def upgrade() -> None:
@@ -46,7 +74,7 @@ def upgrade() -> None:
             ),
             [
                 {"p": program_id, "m": member, "lo": lo, "hi": hi, "depth": depth}
-                for member, lo, hi, depth in assign(preorder)
+                for member, lo, hi, depth in _assign(preorder)
             ],
         )
     for column in ("lo", "hi", "depth"):

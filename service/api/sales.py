@@ -13,6 +13,8 @@ from service.api.idempotency import IdempotencyKey, write_response
 from service.api.problems import problem_responses
 from service.api.routing import StrictJSONRoute
 from service.db.sales import LineRow, RefundRow, SaleRow
+from service.domain.calculator import LevelDecision
+from service.domain.money import format_money, format_rate
 from service.intake.answers import line_json, refund_json, sale_json
 from service.intake.requests import ObjectId, RefundRequest, SaleRequest
 from service.intake.writes import RecordSale, RefundSale
@@ -85,6 +87,18 @@ class LevelOut(BaseModel):
         | None
     )
 
+    @classmethod
+    def of(cls, decision: LevelDecision, currency: str) -> LevelOut:
+        return cls(
+            level=decision.level,
+            member_id=decision.member_id,
+            paid=decision.paid,
+            paid_level=decision.paid_level,
+            rate=None if decision.rate is None else format_rate(decision.rate),
+            amount=None if decision.amount is None else format_money(decision.amount, currency),
+            reason=None if decision.reason is None else decision.reason.value,
+        )
+
 
 class RefundOut(BaseModel):
     id: str
@@ -140,7 +154,7 @@ async def get_sale(
     return SaleDetail(
         sale=SaleOut.of(found.sale),
         lines=[LineOut.of(x, currency) for x in found.lines],
-        levels=[LevelOut(**level) for level in found.levels],
+        levels=[LevelOut.of(x, currency) for x in found.levels],
         refunds=[
             SaleRefund(
                 **RefundOut.of(r.refund, currency).model_dump(),

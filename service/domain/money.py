@@ -15,9 +15,8 @@ from decimal import (
     InvalidOperation,
     Overflow,
 )
-from functools import cache
 
-from babel.numbers import get_currency_precision, list_currencies
+from service.domain.currencies import MINOR_UNITS
 
 __all__ = [
     "EXACT",
@@ -63,24 +62,15 @@ class MoneyError(ValueError):
         self.code = code
 
 
-@cache
-def _known_currencies() -> frozenset[str]:
-    return frozenset(list_currencies())
-
-
 def minor_unit(currency: str) -> int:
     """Number of decimal places of the currency's minor unit (USD 2, JPY 0, KWD 3).
 
-    The code must be an upper-case ISO 4217 code known to CLDR.
+    The code must be an upper-case ISO 4217 code of `service.domain.currencies`.
     """
-    if not isinstance(currency, str) or currency not in _known_currencies():
+    digits = MINOR_UNITS.get(currency) if isinstance(currency, str) else None
+    if digits is None:
         raise MoneyError("unknown_currency", f"unknown currency code {currency!r}")
-    return _precision(currency)
-
-
-@cache
-def _precision(currency: str) -> int:
-    return int(get_currency_precision(currency))
+    return digits
 
 
 _QUANTA: dict[str, Decimal] = {}

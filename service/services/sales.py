@@ -4,6 +4,7 @@ reversal lines of a refund, written with the refund."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -29,11 +30,12 @@ from service.domain.calculator import (
     LineKind,
     Participant,
     SaleFacts,
+    SkipReason,
     calculate,
     refunded_share,
     reversal_lines,
 )
-from service.domain.money import MoneyError, format_money, format_rate, parse_money
+from service.domain.money import MoneyError, format_money, parse_money
 from service.domain.periods import period_of
 from service.domain.plan import Plan
 from service.errors import (
@@ -96,31 +98,57 @@ class RefundWithLines:
 @dataclass(frozen=True, slots=True)
 class SaleExplained:
     """A sale, its lines, and who held each upline level it looked at: `levels` is paid or
-    skipped (and why), nearest first, as the API prints it."""
+    skipped (and why), nearest first."""
 
     sale: SaleRow
     lines: list[LineRow]
-    levels: list[dict[str, Any]]
+    levels: list[LevelDecision]
     refunds: list[RefundWithLines]
 
 
-def _money(value: str, currency: str, field: str, *, allow_zero: bool) -> Decimal:
+def _parse_money_field(value: str, currency: str, field: str, *, allow_zero: bool) -> Decimal:
+    """A money field of the request (text) as an exact amount of the currency, or an
+    InvalidAmount refusal that names the field."""
     try:
         return parse_money(value, currency, allow_zero=allow_zero)
     except MoneyError as error:
         raise InvalidAmount(f"{field}: {error}", field=field) from error
 
 
-def _decision_json(decision: LevelDecision, currency: str) -> dict[str, Any]:
-    return {
-        "level": decision.level,
-        "member_id": decision.member_id,
-        "paid": decision.paid,
-        "paid_level": decision.paid_level,
-        "rate": None if decision.rate is None else format_rate(decision.rate),
-        "amount": None if decision.amount is None else format_money(decision.amount, currency),
-        "reason": None if decision.reason is None else decision.reason.value,
-    }
+def skipped_levels_json(decisions: Iterable[LevelDecision]) -> str:
+    """The decisions of the upline levels a sale did not pay, as the sale stores them: one
+    JSON array, encoded once, of each level, its member, the reason and, when the member held
+    a paid level, that level with the rate and amount it came to as decimal text; fields that
+    do not apply are left out. `explain_sale` reads them back as decisions, and the API
+    formats them when it answers."""
+    return json.dumps([_stored_decision(d) for d in decisions if not d.paid], separators=(",", ":"))
+
+
+def _stored_decision(decision: LevelDecision) -> dict[str, int | str]:
+    stored: dict[str, int | str] = {"level": decision.level, "member_id": decision.member_id}
+    if decision.reason is not None:
+        stored["reason"] = decision.reason.value
+    if decision.paid_level is not None:
+        stored["paid_level"] = decision.paid_level
+    if decision.rate is not None:
+        stored["rate"] = f"{decision.rate:f}"
+    if decision.amount is not None:
+        stored["amount"] = f"{decision.amount:f}"
+    return stored
+
+
+def _skipped_decision(stored: dict[str, Any]) -> LevelDecision:
+    """A decision stored by `skipped_levels_json`, back as the calculation took it."""
+    reason, rate, amount = stored.get("reason"), stored.get("rate"), stored.get("amount")
+    return LevelDecision(
+        level=stored["level"],
+        member_id=stored["member_id"],
+        paid=False,
+        paid_level=stored.get("paid_level"),
+        rate=None if rate is None else Decimal(rate),
+        amount=None if amount is None else Decimal(amount),
+        reason=None if reason is None else SkipReason(reason),
+    )
 
 
 async def record_sale(session: AsyncSession, program: ProgramRow, sale: SaleInput) -> RecordedSale:
@@ -135,9 +163,11 @@ def _amounts_of(sale: SaleInput, currency: str) -> tuple[Decimal, Decimal]:
     """The sale's amount and volume as money of the program's currency (or a refusal)."""
     if sale.currency != currency:
         raise CurrencyMismatch(f"the program pays in {currency}, not {sale.currency}")
-    amount = _money(sale.amount, currency, "amount", allow_zero=False)
+    amount = _parse_money_field(sale.amount, currency, "amount", allow_zero=False)
     volume = (
-        amount if sale.volume is None else _money(sale.volume, currency, "volume", allow_zero=True)
+        amount
+        if sale.volume is None
+        else _parse_money_field(sale.volume, currency, "volume", allow_zero=True)
     )
     return amount, volume
 
@@ -243,10 +273,7 @@ async def record_sales(
             period=period,
             plan_version=context.plan_version,
             fingerprint=fingerprint,
-            skipped_levels=json.dumps(
-                [_decision_json(d, currency) for d in calculation.decisions if not d.paid],
-                separators=(",", ":"),
-            ),
+            skipped_levels=skipped_levels_json(calculation.decisions),
             lines=[new_line(line) for line in calculation.lines],
         )
         first_of[sale.sale_id] = index
@@ -388,26 +415,24 @@ async def explain_sale(session: AsyncSession, program_id: str, sale_id: str) -> 
     )
 
 
-def _levels(sale: SaleRow, lines: list[LineRow]) -> list[dict[str, Any]]:
-    """Every upline level the calculation looked at: the paid ones are the sale's override
-    lines, the others were stored with the sale (see `record_sales`)."""
+def _levels(sale: SaleRow, lines: list[LineRow]) -> list[LevelDecision]:
+    """Every upline level the calculation looked at, nearest first: the paid ones are the
+    sale's override lines, the others were stored with the sale (see `record_sales`)."""
     paid = [
-        _decision_json(
-            LevelDecision(
-                level=line.level,
-                member_id=line.earner_id,
-                paid=True,
-                paid_level=line.paid_level,
-                rate=line.rate,
-                amount=line.amount,
-                reason=None,
-            ),
-            sale.currency,
+        LevelDecision(
+            level=line.level,
+            member_id=line.earner_id,
+            paid=True,
+            paid_level=line.paid_level,
+            rate=line.rate,
+            amount=line.amount,
+            reason=None,
         )
         for line in lines
         if line.kind == LineKind.OVERRIDE
     ]
-    return sorted([*paid, *sale.skipped_levels], key=lambda level: int(level["level"]))
+    skipped = [_skipped_decision(stored) for stored in sale.skipped_levels]
+    return sorted([*paid, *skipped], key=lambda decision: decision.level)
 
 
 async def refund_sale(
@@ -424,7 +449,7 @@ async def refund_sale(
     sale = await sale_sql.get_sale(session, program_id, sale_id, for_update=True)
     if sale is None:
         raise SaleNotFound(f"sale {sale_id!r} does not exist")
-    amount = _money(refund.amount, currency, "amount", allow_zero=False)
+    amount = _parse_money_field(refund.amount, currency, "amount", allow_zero=False)
     fingerprint = identity.fingerprint(
         {
             "sale_id": sale_id,
