@@ -15,6 +15,7 @@ from service.domain.labels import split
 from service.errors import (
     EnrolledBeforeSponsor,
     GenealogyCycle,
+    InvalidCursor,
     MemberExists,
     MemberNotFound,
     MemberTerminated,
@@ -357,15 +358,29 @@ async def move(
     return moved
 
 
+_NOT_GIVEN_OUT = "the cursor is not one this list gave out"
+
+
 async def upline(
-    session: AsyncSession, program_id: str, member_id: str, *, levels: int, after_level: int
+    session: AsyncSession,
+    program_id: str,
+    member_id: str,
+    *,
+    levels: int,
+    after_level: int,
+    after_member: str | None,
 ) -> Page:
-    """The sponsor chain, nearest first; `after_level` skips the levels already shown."""
+    """The sponsor chain, nearest first; `after_level` skips the levels already shown, the
+    last of which `after_member` held (a chain changed since by a move is refused)."""
     rows = await member_sql.upline_of(
         session, program_id, member_id, levels=after_level + levels + 1
     )
     if not rows:  # a root, or no such member: only then is it worth asking which
         await _require_member(session, program_id, member_id)
+    if after_level and (
+        len(rows) < after_level or rows[after_level - 1].member.member_id != after_member
+    ):
+        raise InvalidCursor(_NOT_GIVEN_OUT)
     window = rows[after_level:]
     return Page(items=window[:levels], has_more=len(window) > levels)
 
@@ -380,12 +395,19 @@ async def downline(
     limit: int,
 ) -> Page:
     """The team below a member, depth-first: each member followed by their own team,
-    recruits in the order they were placed under their sponsor."""
+    recruits in the order they were placed under their sponsor. `after_id` must be in that
+    team, within `max_depth` (a member moved out of it since is refused)."""
+    depth = max_depth or UNBOUNDED_DEPTH
+    if after_id is not None and not await member_sql.is_in_downline(
+        session, program_id, root=member_id, member_id=after_id, max_depth=depth
+    ):
+        await _require_member(session, program_id, member_id)
+        raise InvalidCursor(_NOT_GIVEN_OUT)
     rows = await member_sql.downline_page(
         session,
         program_id,
         member_id,
-        max_depth=max_depth or UNBOUNDED_DEPTH,
+        max_depth=depth,
         after_id=after_id,
         limit=limit + 1,
     )
@@ -397,8 +419,12 @@ async def downline(
 async def moves(
     session: AsyncSession, program_id: str, member_id: str, *, after_move_id: int, limit: int
 ) -> MovePage:
-    """The member's move history, oldest first."""
+    """The member's move history, oldest first; `after_move_id` must be one of its moves."""
     await _require_member(session, program_id, member_id)
+    if after_move_id and not await member_sql.is_move_of(
+        session, program_id, member_id=member_id, move_id=after_move_id
+    ):
+        raise InvalidCursor(_NOT_GIVEN_OUT)
     rows = await member_sql.moves_of(
         session, program_id, member_id, after_move_id=after_move_id, limit=limit + 1
     )

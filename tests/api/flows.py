@@ -136,6 +136,16 @@ async def insert_tree(
     await labels.rebuild(connection, program_id)
 
 
+async def cursor_key(connection: AsyncConnection, program: Program) -> bytes:
+    """The key that signs the program's cursors, to make cursors the service would accept."""
+    key: bytes = (
+        await connection.execute(
+            text("SELECT cursor_key FROM programs WHERE program_id = :p"), {"p": program.id}
+        )
+    ).scalar_one()
+    return key
+
+
 async def check_volume_labels(connection: AsyncConnection, program_id: str) -> int:
     """Every volume row carries its member's labels as they are now; answers the rows."""
     rows = (

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
-from tests.api.flows import enroll, enroll_chain, paid, post_sale, put_plan, refund
+from tests.api.flows import cursor_key, enroll, enroll_chain, paid, post_sale, put_plan, refund
 from tests.conftest import Program, make_program
 
 PRODUCT_4 = {"product": {"personal_rate": "0.10", "level_rates": ["0.05", "0.03", "0.02", "0.01"]}}
@@ -679,13 +679,13 @@ async def test_the_largest_sales_add_up_without_overflow(
 
 
 @pytest.mark.parametrize("position", [10**30, -1, "1", 1.5])
-async def test_forged_cursors_with_huge_numbers_are_422(
-    client: httpx.AsyncClient, program: Program, position: object
+async def test_signed_cursors_with_huge_numbers_are_422(
+    connection: AsyncConnection, client: httpx.AsyncClient, program: Program, position: object
 ) -> None:
     from service.api.pagination import encode_cursor
 
     await enroll_chain(client, program, "A", "S")
-    cursor = encode_cursor("upline", "S", position)
+    cursor = encode_cursor(await cursor_key(connection, program), "upline", "S", position, "A")
     response = await client.get(
         "/v1/members/S/upline", params={"cursor": cursor}, headers=program.headers
     )
