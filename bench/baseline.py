@@ -81,14 +81,18 @@ class BareSql:
             )
             plan = plan_of(program_id, context["version"], context["body"], sale["currency"])
             people = [
-                Participant(m, s, v)
-                for m, s, v in zip(
-                    context["members"], context["statuses"], context["volumes"], strict=True
+                Participant(m, s, v, e)
+                for m, s, v, e in zip(
+                    context["members"],
+                    context["statuses"],
+                    context["volumes"],
+                    context["enrolled_ats"],
+                    strict=True,
                 )
             ]
             calculation = calculate(
                 plan,
-                SaleFacts(sale["id"], sale["member_id"], amount, "product", sale["currency"]),
+                SaleFacts(sale["id"], sale["member_id"], amount, "product", sale["currency"], at),
                 people[0],
                 people[1:],
             )

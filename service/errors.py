@@ -102,6 +102,11 @@ class SponsorTerminated(Unprocessable):
     title = "A terminated member cannot sponsor"
 
 
+class EnrolledBeforeSponsor(Unprocessable):
+    code = "enrolled_before_sponsor"
+    title = "A member cannot be enrolled before their sponsor"
+
+
 class InvalidCursor(Unprocessable):
     code = "invalid_cursor"
     title = "The cursor is not one this list gave out"

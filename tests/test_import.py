@@ -353,3 +353,37 @@ async def test_import_by_worker_processes_equals_one_batch_at_a_time(
         outcomes.append((report.as_json(), await _ledger(engine, program.id)))
     assert outcomes[1] == outcomes[0]
     assert outcomes[1][0]["applied"] == 271
+
+
+async def test_import_refuses_an_enrolment_before_its_sponsor(
+    engine: AsyncEngine,
+    live_sessions: async_sessionmaker[AsyncSession],
+    live_program: Program,
+    tmp_path: Path,
+) -> None:
+    def enrolled(event_id: str, member: str, sponsor: str | None, at: str) -> str:
+        data = {"id": member, "sponsor_id": sponsor, "enrolled_at": at}
+        return json.dumps(
+            {"id": event_id, "type": "member.enrolled", "occurred_at": at, "data": data}
+        )
+
+    path = _write(
+        tmp_path / "events.ndjson",
+        [
+            enrolled("e1", "ROOT", None, "2026-10-02T00:00:00Z"),
+            enrolled("e2", "EARLY", "ROOT", "2026-10-01T00:00:00Z"),
+            enrolled("e3", "SAME", "ROOT", "2026-10-02T00:00:00Z"),
+        ],
+    )
+    report = await import_events(live_sessions, live_program.id, path, batch_size=10)
+    assert report.applied == 2
+    assert dict(report.reasons) == {"enrolled_before_sponsor": 1}
+    assert [(r["line"], r["code"]) for r in report.first_refusals] == [
+        (2, "enrolled_before_sponsor")
+    ]
+    members = await _scalar(
+        engine,
+        "SELECT string_agg(member_id, ',' ORDER BY member_id) FROM members WHERE program_id = :p",
+        live_program.id,
+    )
+    assert members == "ROOT,SAME"

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Path, Query, Response, status
 
 from service.api.deps import Reader, SessionDep, Writer
 from service.api.idempotency import IdempotencyKey, write_response
-from service.api.pagination import decode_cursor, encode_cursor, whole_number
+from service.api.pagination import decode_cursor, encode_cursor, refused, whole_number
+from service.api.pagination import member_id as member_position
 from service.api.problems import problem_responses
 from service.api.routing import StrictJSONRoute
 from service.api.schemas import (
@@ -21,7 +22,6 @@ from service.api.schemas import (
     page_response,
     relative_json,
 )
-from service.errors import InvalidCursor
 from service.intake.requests import EnrollRequest, MemberId, MoveRequest, UpdateMemberRequest
 from service.intake.writes import Enrol, MoveMember, UpdateMember
 from service.services import members
@@ -100,16 +100,24 @@ async def get_upline(
     cursor: Annotated[Cursor | None, Query()] = None,
 ) -> Response:
     """The sponsor chain, nearest first (level 1 is the sponsor)."""
-    after_level = 0
+    key = caller.program.cursor_key
+    after_level, after_member = 0, None
     if cursor is not None:
-        (position,) = _position(cursor, "upline", member_id, 1)
-        after_level = whole_number(position, maximum=UPLINE_LEVELS_BOUND)
+        level, after_member = _position(key, cursor, "upline", member_id, 2)
+        after_level = whole_number(level, minimum=1, maximum=UPLINE_LEVELS_BOUND)
+        after_member = member_position(after_member)
     page = await members.upline(
-        session, caller.program_id, member_id, levels=levels, after_level=after_level
+        session,
+        caller.program_id,
+        member_id,
+        levels=levels,
+        after_level=after_level,
+        after_member=after_member,
     )
     next_cursor = None
     if page.has_more:
-        next_cursor = encode_cursor("upline", member_id, page.items[-1].level)
+        last = page.items[-1]
+        next_cursor = encode_cursor(key, "upline", member_id, last.level, last.member.member_id)
     return page_response([relative_json(r) for r in page.items], next_cursor)
 
 
@@ -129,12 +137,15 @@ async def get_downline(
     cursor: Annotated[Cursor | None, Query()] = None,
 ) -> Response:
     """Everyone below the member, depth-first: each member followed by their own team
-    (recruits in the order they joined), with `level` the distance from the member."""
+    (recruits in the order they joined), with `level` the distance from the member. A
+    cursor continues the list only with the `max_depth` it was given out with."""
+    key = caller.program.cursor_key
     after_id: str | None = None
     if cursor is not None:
-        (after_id,) = _position(cursor, "downline", member_id, 1)
-        if not isinstance(after_id, str):
-            raise InvalidCursor("the cursor is not one this list gave out")
+        depth, after_id = _position(key, cursor, "downline", member_id, 2)
+        if type(depth) is not type(max_depth) or depth != max_depth:
+            raise refused()
+        after_id = member_position(after_id)
     page = await members.downline(
         session,
         caller.program_id,
@@ -145,7 +156,8 @@ async def get_downline(
     )
     next_cursor = None
     if page.has_more:
-        next_cursor = encode_cursor("downline", member_id, page.items[-1].member.member_id)
+        last = page.items[-1].member.member_id
+        next_cursor = encode_cursor(key, "downline", member_id, max_depth, last)
     return page_response([relative_json(r) for r in page.items], next_cursor)
 
 
@@ -158,22 +170,23 @@ async def get_moves(
     cursor: Annotated[Cursor | None, Query()] = None,
 ) -> ListPage[Move]:
     """The member's move history (append-only), oldest first."""
+    key = caller.program.cursor_key
     after_move_id = 0
     if cursor is not None:
-        (position,) = _position(cursor, "moves", member_id, 1)
-        after_move_id = whole_number(position)
+        (position,) = _position(key, cursor, "moves", member_id, 1)
+        after_move_id = whole_number(position, minimum=1)
     page = await members.moves(
         session, caller.program_id, member_id, after_move_id=after_move_id, limit=limit
     )
     next_cursor = None
     if page.has_more:
-        next_cursor = encode_cursor("moves", member_id, page.items[-1].move_id)
+        next_cursor = encode_cursor(key, "moves", member_id, page.items[-1].move_id)
     return ListPage[Move](items=[Move.of(r) for r in page.items], next_cursor=next_cursor)
 
 
-def _position(cursor: str, kind: str, member_id: str, size: int) -> list[Any]:
+def _position(key: bytes, cursor: str, kind: str, member_id: str, size: int) -> list[Any]:
     """A cursor is only valid for the list (and the member) that gave it out."""
-    position = decode_cursor(cursor, kind)
-    if len(position) != size + 1 or position[0] != member_id:
-        raise InvalidCursor("the cursor is not one this list gave out")
+    position = decode_cursor(key, cursor, kind, size + 1)
+    if position[0] != member_id:
+        raise refused()
     return position[1:]

@@ -13,7 +13,6 @@ from service.api.pagination import decode_cursor, encode_cursor, whole_number
 from service.api.problems import problem_responses
 from service.api.routing import StrictJSONRoute
 from service.api.schemas import Cursor, ListPage
-from service.errors import InvalidCursor
 from service.intake.requests import Instant, Request
 from service.services import plans
 from service.services.plans import PlanVersion
@@ -125,16 +124,17 @@ async def get_plan_versions(
     cursor: Annotated[Cursor | None, Query()] = None,
 ) -> ListPage[PlanVersionOut]:
     """Every version, oldest first."""
+    key = caller.program.cursor_key
     after = 0
     if cursor is not None:
-        position = decode_cursor(cursor, "plan_versions")
-        if len(position) != 1:
-            raise InvalidCursor("the cursor is not one this list gave out")
-        after = whole_number(position[0], maximum=2**31 - 1)
+        (position,) = decode_cursor(key, cursor, "plan_versions", 1)
+        after = whole_number(position, minimum=1, maximum=2**31 - 1)
     page = await plans.versions(
         session, caller.program_id, caller.program.currency, after_version=after, limit=limit
     )
-    next_cursor = encode_cursor("plan_versions", page.items[-1].version) if page.has_more else None
+    next_cursor = None
+    if page.has_more:
+        next_cursor = encode_cursor(key, "plan_versions", page.items[-1].version)
     return ListPage[PlanVersionOut](
         items=[PlanVersionOut.of(v) for v in page.items], next_cursor=next_cursor
     )

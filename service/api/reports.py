@@ -10,13 +10,13 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from service.api.deps import Reader, SessionDep
-from service.api.pagination import decode_cursor, encode_cursor, whole_number
+from service.api.pagination import decode_cursor, encode_cursor, refused, whole_number
 from service.api.problems import problem_responses
 from service.api.schemas import Cursor, ListPage
 from service.db.sales import LineRow
 from service.domain.money import format_money, format_rate
 from service.domain.periods import PeriodError, parse_period
-from service.errors import InvalidCursor, InvalidPeriod
+from service.errors import InvalidPeriod
 from service.intake.requests import MemberId
 from service.services import reports
 
@@ -160,13 +160,14 @@ async def get_commissions(
     """The member's commission lines (earned, or given back by refunds), oldest first."""
     if period is not None:
         period = _period(period)
+    key = caller.program.cursor_key
     after_line_id = 0
     if cursor is not None:
         # A cursor is only valid for the member and the period filter that gave it out.
-        position = decode_cursor(cursor, "commissions")
-        if len(position) != 3 or position[0] != member_id or position[1] != period:
-            raise InvalidCursor("the cursor is not one this list gave out")
-        after_line_id = whole_number(position[2])
+        of_member, of_period, position = decode_cursor(key, cursor, "commissions", 3)
+        if of_member != member_id or of_period != period:
+            raise refused()
+        after_line_id = whole_number(position, minimum=1)
     page = await reports.commissions(
         session,
         caller.program_id,
@@ -177,7 +178,8 @@ async def get_commissions(
     )
     next_cursor = None
     if page.has_more:
-        next_cursor = encode_cursor("commissions", member_id, period, page.items[-1].line_id)
+        last = page.items[-1].line_id
+        next_cursor = encode_cursor(key, "commissions", member_id, period, last)
     currency = caller.program.currency
     return ListPage[LedgerLine](
         items=[LedgerLine.of(x, currency) for x in page.items], next_cursor=next_cursor

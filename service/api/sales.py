@@ -80,6 +80,7 @@ class LevelOut(BaseModel):
             "inactive",
             "below_activity_volume",
             "terminated",
+            "not_yet_enrolled",
             "beyond_depth",
             "zero_rate",
             "zero_amount",

@@ -276,6 +276,29 @@ _TEAM_COUNTS = text(
 )
 
 
+_IN_DOWNLINE = text(
+    """
+    SELECT EXISTS (
+        SELECT 1 FROM members r
+        JOIN members m ON m.program_id = r.program_id AND m.member_id = :member_id
+        WHERE r.program_id = :program_id AND r.member_id = :root
+          AND m.lo > r.lo AND m.lo < r.hi AND m.depth <= r.depth + :max_depth
+    )
+    """
+)
+
+
+async def is_in_downline(
+    session: AsyncSession, program_id: str, *, root: str, member_id: str, max_depth: int
+) -> bool:
+    """Whether `member_id` is in the team below `root`, at most `max_depth` levels down."""
+    result = await session.execute(
+        _IN_DOWNLINE,
+        {"program_id": program_id, "root": root, "member_id": member_id, "max_depth": max_depth},
+    )
+    return bool(result.scalar_one())
+
+
 async def team_counts(session: AsyncSession, program_id: str, root: str) -> tuple[int, int]:
     """(direct recruits, whole downline size) of `root`."""
     row = (await session.execute(_TEAM_COUNTS, {"program_id": program_id, "root": root})).one()
@@ -312,6 +335,19 @@ async def moves_of(
         .limit(limit)
     )
     return [MoveRow(**r._mapping) for r in rows]
+
+
+async def is_move_of(
+    session: AsyncSession, program_id: str, *, member_id: str, move_id: int
+) -> bool:
+    found = await session.scalar(
+        select(member_moves.c.move_id).where(
+            member_moves.c.program_id == program_id,
+            member_moves.c.member_id == member_id,
+            member_moves.c.move_id == move_id,
+        )
+    )
+    return found is not None
 
 
 async def get_members(

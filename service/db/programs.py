@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, insert, select, update
@@ -14,11 +14,14 @@ from service.db.tables import api_keys, programs
 
 @dataclass(frozen=True, slots=True)
 class ProgramRow:
+    """A program; `cursor_key` signs the cursors of its lists (never shown, never logged)."""
+
     program_id: str
     name: str
     currency: str
     timezone: str
     created_at: datetime
+    cursor_key: bytes = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +114,7 @@ async def find_active_key(
         currency=row.currency,
         timezone=row.timezone,
         created_at=row.created_at,
+        cursor_key=row.cursor_key,
     )
     return key, program
 

@@ -91,6 +91,20 @@ async def earnings_by_level(
     ]
 
 
+async def is_line_of_earner(
+    session: AsyncSession, program_id: str, earner_id: str, *, period: str | None, line_id: int
+) -> bool:
+    """Whether the line is the earner's (and booked in `period`, when given)."""
+    statement = select(commission_lines.c.line_id).where(
+        commission_lines.c.program_id == program_id,
+        commission_lines.c.earner_id == earner_id,
+        commission_lines.c.line_id == line_id,
+    )
+    if period is not None:
+        statement = statement.where(commission_lines.c.period == period)
+    return await session.scalar(statement) is not None
+
+
 async def lines_of_earner(
     session: AsyncSession,
     program_id: str,

@@ -87,6 +87,7 @@ class UplineEntry:
     status: str
     level: int
     personal_volume: Decimal
+    enrolled_at: datetime
 
 
 _SALE_COLUMNS = tuple(c for c in sales.c if c.name != "program_id")
@@ -319,8 +320,9 @@ class SaleContext:
 # (plus the first member beyond, to show why it was not paid); with dynamic compression
 # unqualified members do not use up a level, so the walk goes on until `depth` qualified
 # members are found (plus the next one). "Qualified" mirrors the domain rule
-# (service/domain/calculator.py): status active and, with an activity rule, at least its
-# volume of net personal sales in [at - window, at). Depth, compression and the activity
+# (service/domain/calculator.py): enrolled at or before the sale, status active and, with an
+# activity rule, at least its volume of net personal sales in [at - window, at)
+# (tests/db/test_sale_context.py keeps the two equal). Depth, compression and the activity
 # rule are read from the version's JSON. It also takes the shared hold on the program's tree
 # labels that WRITE_SALES needs for the sellers' volume rows.
 SALE_CONTEXT = text(
@@ -347,14 +349,15 @@ SALE_CONTEXT = text(
             LIMIT 1
         ) p ON true
     ),
-    up(pos, member_id, sponsor_id, status, level, personal_volume, qualified,
+    up(pos, member_id, sponsor_id, status, enrolled_at, level, personal_volume, qualified,
        qualified_so_far) AS (
-        SELECT c.pos, m.member_id, m.sponsor_id, m.status, 0, CAST(0 AS numeric), false, 0
+        SELECT c.pos, m.member_id, m.sponsor_id, m.status, m.enrolled_at, 0, CAST(0 AS numeric),
+               false, 0
         FROM ctx c
         JOIN members m ON m.program_id = :program_id AND m.member_id = c.seller_id
       UNION ALL
-        SELECT up.pos, s.member_id, s.sponsor_id, s.status, up.level + 1, w.volume, q.ok,
-               up.qualified_so_far + q.ok::int
+        SELECT up.pos, s.member_id, s.sponsor_id, s.status, s.enrolled_at, up.level + 1,
+               w.volume, q.ok, up.qualified_so_far + q.ok::int
         FROM up
         JOIN ctx c ON c.pos = up.pos
         JOIN members s ON s.program_id = :program_id AND s.member_id = up.sponsor_id
@@ -371,8 +374,8 @@ SALE_CONTEXT = text(
             END AS volume
         ) w
         CROSS JOIN LATERAL (
-            SELECT s.status = 'active' AND (c.min_volume IS NULL OR w.volume >= c.min_volume)
-                   AS ok
+            SELECT s.status = 'active' AND s.enrolled_at <= c.at
+                   AND (c.min_volume IS NULL OR w.volume >= c.min_volume) AS ok
         ) q
         WHERE c.version IS NOT NULL
           AND CASE WHEN c.dynamic THEN up.qualified_so_far - up.qualified::int < c.depth
@@ -381,11 +384,12 @@ SALE_CONTEXT = text(
     chains AS (
         SELECT pos, array_agg(member_id ORDER BY level) AS members,
                array_agg(status ORDER BY level) AS statuses,
-               array_agg(personal_volume ORDER BY level) AS volumes
+               array_agg(personal_volume ORDER BY level) AS volumes,
+               array_agg(enrolled_at ORDER BY level) AS enrolled_ats
         FROM up GROUP BY pos
     )
     SELECT c.pos, c.version, CAST(c.body AS text) AS body, e.fingerprint AS existing,
-           ch.members, ch.statuses, ch.volumes
+           ch.members, ch.statuses, ch.volumes, ch.enrolled_ats
     FROM ctx c
     CROSS JOIN (SELECT {_HOLD_LABELS}) AS labels_held
     LEFT JOIN sales e ON e.program_id = :program_id AND e.sale_id = c.sale_id
@@ -416,9 +420,9 @@ async def sale_contexts(
         upline = None
         if row.members is not None:
             upline = [
-                UplineEntry(member_id=m, status=s, level=level, personal_volume=v)
-                for level, (m, s, v) in enumerate(
-                    zip(row.members, row.statuses, row.volumes, strict=True)
+                UplineEntry(member_id=m, status=s, level=level, personal_volume=v, enrolled_at=e)
+                for level, (m, s, v, e) in enumerate(
+                    zip(row.members, row.statuses, row.volumes, row.enrolled_ats, strict=True)
                 )
             ]
         contexts.append(

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     PrimaryKeyConstraint,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
@@ -39,7 +41,18 @@ programs = Table(
     Column("currency", Text, nullable=False),
     Column("timezone", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Signs the cursors of the program's lists (migration 0010): random, given by the database.
+    Column(
+        "cursor_key",
+        LargeBinary,
+        nullable=False,
+        server_default=text(
+            "decode(replace(CAST(gen_random_uuid() AS text) || CAST(gen_random_uuid() AS text),"
+            " '-', ''), 'hex')"
+        ),
+    ),
     PrimaryKeyConstraint("program_id"),
+    CheckConstraint("octet_length(cursor_key) >= 32", name="cursor_key_length"),
 )
 
 api_keys = Table(

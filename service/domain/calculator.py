@@ -1,13 +1,15 @@
 """From a sale, its seller's upline and the plan in force to the sale's commission lines.
 
 `calculate` is a pure function: the caller loads the upline as it is when the sale arrives
-(nearest first: `upline[0]` is level 1, the seller's sponsor) and each member's net personal
-volume in the plan's activity window before the sale, and stores what comes back.
+(nearest first: `upline[0]` is level 1, the seller's sponsor) with each member's enrolment
+time and net personal volume in the plan's activity window before the sale, and stores what
+comes back.
 `reversal_lines` takes back a refunded share of those lines.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import ROUND_DOWN, Decimal, localcontext
 from enum import StrEnum
 
@@ -55,13 +57,15 @@ _STATUSES = frozenset(status.value for status in MemberStatus)
 class SkipReason(StrEnum):
     """Why an upline member earned nothing on a sale.
 
-    `terminated`, `inactive` and `below_activity_volume`: the member is not qualified to
-    earn overrides. `beyond_depth`: every level the category pays is already taken.
-    `zero_rate`: the member holds a paid level whose rate is 0. `zero_amount`: the member
-    holds a paid level but the amount is 0 after rounding (and the payout cap).
+    `terminated`, `not_yet_enrolled` (enrolled after the sale occurred), `inactive` and
+    `below_activity_volume`: the member is not qualified to earn overrides.
+    `beyond_depth`: every level the category pays is already taken. `zero_rate`: the member
+    holds a paid level whose rate is 0. `zero_amount`: the member holds a paid level but the
+    amount is 0 after rounding (and the payout cap).
     """
 
     TERMINATED = "terminated"
+    NOT_YET_ENROLLED = "not_yet_enrolled"
     INACTIVE = "inactive"
     BELOW_ACTIVITY_VOLUME = "below_activity_volume"
     BEYOND_DEPTH = "beyond_depth"
@@ -77,13 +81,15 @@ class GenealogyError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class SaleFacts:
-    """What the calculation needs of a sale: commissions are paid on its `volume`."""
+    """What the calculation needs of a sale: commissions are paid on its `volume`; an
+    upline member enrolled after `occurred_at` does not earn on it."""
 
     sale_id: str
     seller_id: str
     volume: Decimal
     category: str
     currency: str
+    occurred_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +103,13 @@ class Participant:
     member_id: str
     status: str
     personal_volume: Decimal
+    enrolled_at: datetime
 
     def __post_init__(self) -> None:
         if self.status not in _STATUSES:
             raise ValueError(f"unknown member status {self.status!r}")
+        if self.enrolled_at.tzinfo is None:
+            raise ValueError("enrolled_at must carry a timezone")
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +208,8 @@ def _check_inputs(sale: SaleFacts, seller: Participant, upline: Sequence[Partici
         raise ValueError("sale volume must be a non-negative amount")
     if round_money(sale.volume, sale.currency) != sale.volume:
         raise ValueError(f"sale volume has more decimals than {sale.currency} allows")
+    if sale.occurred_at.tzinfo is None:
+        raise ValueError("the sale's occurred_at must carry a timezone")
     seen = {seller.member_id}
     for member in upline:
         if member.member_id in seen:
@@ -206,11 +217,14 @@ def _check_inputs(sale: SaleFacts, seller: Participant, upline: Sequence[Partici
         seen.add(member.member_id)
 
 
-def _disqualification(plan: Plan, member: Participant) -> SkipReason | None:
-    """Terminated members never earn; overrides also need active status and, when the plan
-    has an activity rule, at least its personal volume in the window."""
+def _disqualification(plan: Plan, sale: SaleFacts, member: Participant) -> SkipReason | None:
+    """Terminated members never earn; overrides also need to have been enrolled when the
+    sale occurred (the same instant counts), active status and, when the plan has an
+    activity rule, at least its personal volume in the window."""
     if member.status == MemberStatus.TERMINATED:
         return SkipReason.TERMINATED
+    if member.enrolled_at > sale.occurred_at:
+        return SkipReason.NOT_YET_ENROLLED
     if member.status == MemberStatus.INACTIVE:
         return SkipReason.INACTIVE
     if plan.activity is not None and member.personal_volume < plan.activity.min_personal_volume:
@@ -219,7 +233,11 @@ def _disqualification(plan: Plan, member: Participant) -> SkipReason | None:
 
 
 def _walk_upline(
-    plan: Plan, rates: CategoryRates, upline: Sequence[Participant], shares: list[_Share]
+    plan: Plan,
+    sale: SaleFacts,
+    rates: CategoryRates,
+    upline: Sequence[Participant],
+    shares: list[_Share],
 ) -> list[_Verdict]:
     """Assign plan levels to upline members, appending the paying ones to `shares`.
 
@@ -235,7 +253,7 @@ def _walk_upline(
         if next_level > rates.depth:
             verdicts.append(_Verdict(level, member.member_id, None, SkipReason.BEYOND_DEPTH, None))
             break
-        reason = _disqualification(plan, member)
+        reason = _disqualification(plan, sale, member)
         if reason is not None:
             verdicts.append(_Verdict(level, member.member_id, None, reason, None))
             continue
@@ -307,7 +325,7 @@ def calculate(
         shares: list[_Share] = []
         if seller.status != MemberStatus.TERMINATED and rates.personal_rate > 0:
             shares.append(_Share(seller.member_id, LineKind.PERSONAL, 0, 0, rates.personal_rate))
-        verdicts = _walk_upline(plan, rates, upline, shares)
+        verdicts = _walk_upline(plan, sale, rates, upline, shares)
         settled = _settle(shares, sale.volume, plan.max_payout_ratio, sale.currency)
 
     lines = tuple(

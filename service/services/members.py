@@ -13,7 +13,9 @@ from service.db import members as member_sql
 from service.db.members import MemberRow, MoveRow, RelativeRow
 from service.domain.labels import split
 from service.errors import (
+    EnrolledBeforeSponsor,
     GenealogyCycle,
+    InvalidCursor,
     MemberExists,
     MemberNotFound,
     MemberTerminated,
@@ -60,12 +62,29 @@ async def _require_member(
     return member
 
 
-async def _require_sponsor(session: AsyncSession, program_id: str, sponsor_id: str) -> None:
+async def _require_sponsor(session: AsyncSession, program_id: str, sponsor_id: str) -> MemberRow:
     sponsor = await member_sql.get_member(session, program_id, sponsor_id)
     if sponsor is None:
         raise UnknownSponsor(f"sponsor {sponsor_id!r} is not a member of this program")
     if sponsor.status == "terminated":
         raise SponsorTerminated(f"sponsor {sponsor_id!r} is terminated")
+    return sponsor
+
+
+def _enrolled_before_sponsor(
+    member_id: str, enrolled_at: datetime, sponsor_id: str, sponsor_enrolled_at: datetime
+) -> EnrolledBeforeSponsor | None:
+    """A sponsor is enrolled no later than their recruits (the same instant is fine): an
+    upline member never earns on a sale made before they joined through a recruit who
+    joined before them."""
+    if enrolled_at >= sponsor_enrolled_at:
+        return None
+    return EnrolledBeforeSponsor(
+        f"member {member_id!r} would be enrolled at {enrolled_at.isoformat()}, before their"
+        f" sponsor {sponsor_id!r} ({sponsor_enrolled_at.isoformat()})",
+        enrolled_at=enrolled_at.isoformat(),
+        sponsor_enrolled_at=sponsor_enrolled_at.isoformat(),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +126,10 @@ async def enroll_many(
 ) -> list[Enrolment | ServiceError]:
     """Add members under their sponsors (or as roots), in order, in two round trips.
 
-    A sponsor must exist (enrolled before, or earlier in the same list) and not be
-    terminated. Re-posting an enrolment answers the member as it is (a retried webhook is
-    not an error); a different enrolment under a taken id is a conflict.
+    A sponsor must exist (enrolled before, or earlier in the same list), not be terminated,
+    and not be enrolled after the recruit (`enrolled_at` defaults to now). Re-posting an
+    enrolment answers the member as it is (a retried webhook is not an error); a different
+    enrolment under a taken id is a conflict.
     """
     if not items:
         return []
@@ -135,15 +155,25 @@ async def enroll_many(
             results[index] = _repeated(batch[item.member_id], item)
             continue
         sponsor = item.sponsor_id
-        if sponsor is not None and sponsor not in batch:
-            row = known.get(sponsor)
-            if row is None:
-                results[index] = UnknownSponsor(
-                    f"sponsor {sponsor!r} is not a member of this program"
-                )
-                continue
-            if row.status == "terminated":
-                results[index] = SponsorTerminated(f"sponsor {sponsor!r} is terminated")
+        if sponsor is not None:
+            if sponsor in batch:
+                sponsor_enrolled_at = batch[sponsor].enrolled_at or now
+            else:
+                row = known.get(sponsor)
+                if row is None:
+                    results[index] = UnknownSponsor(
+                        f"sponsor {sponsor!r} is not a member of this program"
+                    )
+                    continue
+                if row.status == "terminated":
+                    results[index] = SponsorTerminated(f"sponsor {sponsor!r} is terminated")
+                    continue
+                sponsor_enrolled_at = row.enrolled_at
+            refusal = _enrolled_before_sponsor(
+                item.member_id, item.enrolled_at or now, sponsor, sponsor_enrolled_at
+            )
+            if refusal is not None:
+                results[index] = refusal
                 continue
         batch[item.member_id] = item
         to_insert.append((index, item))
@@ -293,15 +323,17 @@ async def move(
 ) -> MemberRow:
     """Put a member (and the whole team below them) under a new sponsor.
 
-    A member can never become their own ancestor; the old and new sponsor are kept in the
-    append-only move history. Moving to the current sponsor changes nothing.
+    A member can never become their own ancestor, nor go under a sponsor enrolled after
+    them (so every sponsor in the tree is enrolled no later than their recruits); the old
+    and new sponsor are kept in the append-only move history. Moving to the current sponsor
+    changes nothing.
     """
     await member_sql.lock_genealogy(session, program_id)
     member = await _require_member(session, program_id, member_id, for_update=True)
     if sponsor_id == member.sponsor_id:
         return member
     if sponsor_id is not None:
-        await _require_sponsor(session, program_id, sponsor_id)
+        sponsor = await _require_sponsor(session, program_id, sponsor_id)
         if await member_sql.is_in_upline_or_self(
             session, program_id, member_id=member_id, candidate=sponsor_id
         ):
@@ -309,6 +341,11 @@ async def move(
                 f"{sponsor_id!r} is {member_id!r} or in its downline: the move would make"
                 f" {member_id!r} its own ancestor"
             )
+        refusal = _enrolled_before_sponsor(
+            member_id, member.enrolled_at, sponsor_id, sponsor.enrolled_at
+        )
+        if refusal is not None:
+            raise refusal
     moved = await member_sql.set_sponsor(session, program_id, member_id, sponsor_id)
     await labels_sql.relocate_subtree(session, program_id, member_id, sponsor_id)
     await member_sql.record_move(
@@ -321,15 +358,29 @@ async def move(
     return moved
 
 
+_NOT_GIVEN_OUT = "the cursor is not one this list gave out"
+
+
 async def upline(
-    session: AsyncSession, program_id: str, member_id: str, *, levels: int, after_level: int
+    session: AsyncSession,
+    program_id: str,
+    member_id: str,
+    *,
+    levels: int,
+    after_level: int,
+    after_member: str | None,
 ) -> Page:
-    """The sponsor chain, nearest first; `after_level` skips the levels already shown."""
+    """The sponsor chain, nearest first; `after_level` skips the levels already shown, the
+    last of which `after_member` held (a chain changed since by a move is refused)."""
     rows = await member_sql.upline_of(
         session, program_id, member_id, levels=after_level + levels + 1
     )
     if not rows:  # a root, or no such member: only then is it worth asking which
         await _require_member(session, program_id, member_id)
+    if after_level and (
+        len(rows) < after_level or rows[after_level - 1].member.member_id != after_member
+    ):
+        raise InvalidCursor(_NOT_GIVEN_OUT)
     window = rows[after_level:]
     return Page(items=window[:levels], has_more=len(window) > levels)
 
@@ -344,12 +395,19 @@ async def downline(
     limit: int,
 ) -> Page:
     """The team below a member, depth-first: each member followed by their own team,
-    recruits in the order they were placed under their sponsor."""
+    recruits in the order they were placed under their sponsor. `after_id` must be in that
+    team, within `max_depth` (a member moved out of it since is refused)."""
+    depth = max_depth or UNBOUNDED_DEPTH
+    if after_id is not None and not await member_sql.is_in_downline(
+        session, program_id, root=member_id, member_id=after_id, max_depth=depth
+    ):
+        await _require_member(session, program_id, member_id)
+        raise InvalidCursor(_NOT_GIVEN_OUT)
     rows = await member_sql.downline_page(
         session,
         program_id,
         member_id,
-        max_depth=max_depth or UNBOUNDED_DEPTH,
+        max_depth=depth,
         after_id=after_id,
         limit=limit + 1,
     )
@@ -361,8 +419,12 @@ async def downline(
 async def moves(
     session: AsyncSession, program_id: str, member_id: str, *, after_move_id: int, limit: int
 ) -> MovePage:
-    """The member's move history, oldest first."""
+    """The member's move history, oldest first; `after_move_id` must be one of its moves."""
     await _require_member(session, program_id, member_id)
+    if after_move_id and not await member_sql.is_move_of(
+        session, program_id, member_id=member_id, move_id=after_move_id
+    ):
+        raise InvalidCursor(_NOT_GIVEN_OUT)
     rows = await member_sql.moves_of(
         session, program_id, member_id, after_move_id=after_move_id, limit=limit + 1
     )

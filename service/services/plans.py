@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.db import plans as plan_sql
 from service.db.plans import PlanVersionRow
 from service.domain.plan import Plan, PlanError, parse_plan, plan_to_json
-from service.errors import InvalidPlan, PlanVersionNotFound
+from service.errors import InvalidCursor, InvalidPlan, PlanVersionNotFound
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +105,9 @@ async def get(session: AsyncSession, program_id: str, currency: str, version: in
 async def versions(
     session: AsyncSession, program_id: str, currency: str, *, after_version: int, limit: int
 ) -> VersionPage:
+    """Every version, oldest first, after `after_version` (0, or one of the versions)."""
+    if after_version and await plan_sql.get_version(session, program_id, after_version) is None:
+        raise InvalidCursor("the cursor is not one this list gave out")
     rows = await plan_sql.list_versions(
         session, program_id, after_version=after_version, limit=limit + 1
     )

@@ -14,7 +14,7 @@ from service.db.reports import TeamStats
 from service.db.sales import LineRow
 from service.domain.money import minor_unit
 from service.domain.periods import period_bounds
-from service.errors import MemberNotFound
+from service.errors import InvalidCursor, MemberNotFound
 
 ZERO = Decimal(0)
 
@@ -92,7 +92,13 @@ async def commissions(
     after_line_id: int,
     limit: int,
 ) -> LinePage:
-    """The ledger lines the member earned (or gave back), oldest first."""
+    """The ledger lines the member earned (or gave back), oldest first, after the line
+    `after_line_id` (0, or one of those lines)."""
+    if after_line_id and not await report_sql.is_line_of_earner(
+        session, program_id, member_id, period=period, line_id=after_line_id
+    ):
+        await _require_member(session, program_id, member_id)
+        raise InvalidCursor("the cursor is not one this list gave out")
     rows = await report_sql.lines_of_earner(
         session,
         program_id,

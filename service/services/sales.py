@@ -255,6 +255,7 @@ async def record_sales(
                 volume=volume,
                 category=sale.category,
                 currency=currency,
+                occurred_at=sale.occurred_at,
             ),
             participants[0],
             participants[1:],
@@ -314,7 +315,12 @@ def _participants(
                 Decimal(0),
             )
         participants.append(
-            Participant(member_id=entry.member_id, status=entry.status, personal_volume=volume)
+            Participant(
+                member_id=entry.member_id,
+                status=entry.status,
+                personal_volume=volume,
+                enrolled_at=entry.enrolled_at,
+            )
         )
     return participants
 

@@ -12,6 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from service.db import labels
 from tests.conftest import Program
 
+ENROLLED_AT = "2026-01-01T00:00:00Z"
+"""When the helpers enroll members: before every sale the tests post, so that the upline of
+a sale was enrolled when it occurred."""
+
 
 async def put_plan(
     client: httpx.AsyncClient,
@@ -33,17 +37,26 @@ async def enroll_chain(client: httpx.AsyncClient, program: Program, *ids: str) -
     sponsor = None
     for member_id in ids:
         response = await client.post(
-            "/v1/members", json={"id": member_id, "sponsor_id": sponsor}, headers=program.headers
+            "/v1/members",
+            json={"id": member_id, "sponsor_id": sponsor, "enrolled_at": ENROLLED_AT},
+            headers=program.headers,
         )
         assert response.status_code == 201, response.text
         sponsor = member_id
 
 
 async def enroll(
-    client: httpx.AsyncClient, program: Program, member_id: str, sponsor_id: str | None
+    client: httpx.AsyncClient,
+    program: Program,
+    member_id: str,
+    sponsor_id: str | None,
+    *,
+    enrolled_at: str = ENROLLED_AT,
 ) -> None:
     response = await client.post(
-        "/v1/members", json={"id": member_id, "sponsor_id": sponsor_id}, headers=program.headers
+        "/v1/members",
+        json={"id": member_id, "sponsor_id": sponsor_id, "enrolled_at": enrolled_at},
+        headers=program.headers,
     )
     assert response.status_code == 201, response.text
 
@@ -121,6 +134,16 @@ async def insert_tree(
         ],
     )
     await labels.rebuild(connection, program_id)
+
+
+async def cursor_key(connection: AsyncConnection, program: Program) -> bytes:
+    """The key that signs the program's cursors, to make cursors the service would accept."""
+    key: bytes = (
+        await connection.execute(
+            text("SELECT cursor_key FROM programs WHERE program_id = :p"), {"p": program.id}
+        )
+    ).scalar_one()
+    return key
 
 
 async def check_volume_labels(connection: AsyncConnection, program_id: str) -> int:

@@ -43,7 +43,7 @@ def enrolled_event(event_id: str, member_id: str, sponsor_id: str | None) -> dic
         "id": event_id,
         "type": "member.enrolled",
         "occurred_at": "2026-11-01T00:00:00Z",
-        "data": {"id": member_id, "sponsor_id": sponsor_id},
+        "data": {"id": member_id, "sponsor_id": sponsor_id, "enrolled_at": "2026-11-01T00:00:00Z"},
     }
 
 
@@ -740,3 +740,86 @@ async def test_a_batch_rolled_back_to_break_a_deadlock_is_refused_for_a_retry(
     )
     again = await live_client.post("/v1/events", json=batch, headers=live_program.headers)
     assert [r["status"] for r in again.json()["results"]] == [201, 201]
+
+
+def enrolled_at_event(
+    event_id: str, member_id: str, sponsor_id: str | None, enrolled_at: str | None
+) -> dict[str, Any]:
+    data: dict[str, Any] = {"id": member_id, "sponsor_id": sponsor_id}
+    if enrolled_at is not None:
+        data["enrolled_at"] = enrolled_at
+    return {
+        "id": event_id,
+        "type": "member.enrolled",
+        "occurred_at": "2026-11-01T00:00:00Z",
+        "data": data,
+    }
+
+
+async def test_an_enrolment_event_before_its_sponsor_is_refused_and_retried_later(
+    client: httpx.AsyncClient, program: Program
+) -> None:
+    root = enrolled_at_event("e1", "ROOT", None, "2026-11-02T00:00:00Z")
+    assert (await post_events(client, program, root)).status_code == 201
+    early = enrolled_at_event("e2", "M", "ROOT", "2026-11-01T00:00:00Z")
+    response = await post_events(client, program, early)
+    assert response.status_code == 422
+    assert response.json()["code"] == "enrolled_before_sponsor"
+    assert (await client.get("/v1/members/M", headers=program.headers)).status_code == 404
+    # Nothing was remembered: the sender may correct the date under the same event id.
+    corrected = enrolled_at_event("e2", "M", "ROOT", "2026-11-02T00:00:00Z")
+    assert (await post_events(client, program, corrected)).status_code == 201
+
+
+async def test_a_batch_refuses_each_enrolment_before_its_sponsor_alone(
+    client: httpx.AsyncClient, program: Program
+) -> None:
+    # A is enrolled now (no enrolled_at) in the same batch: B, dated in the past, is
+    # refused, and so is C under the B that was never written. D, under A at a later
+    # instant than now, and E at the same instant as D, are enrolled.
+    batch = [
+        enrolled_at_event("e1", "A", None, None),
+        enrolled_at_event("e2", "B", "A", "2026-01-01T00:00:00Z"),
+        enrolled_at_event("e3", "C", "B", "2026-01-02T00:00:00Z"),
+        enrolled_at_event("e4", "D", "A", "2999-01-01T00:00:00Z"),
+        enrolled_at_event("e5", "E", "D", "2999-01-01T00:00:00Z"),
+    ]
+    response = await post_events(client, program, {"events": batch})
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [(r["id"], r["status"], r.get("code")) for r in results] == [
+        ("e1", 201, None),
+        ("e2", 422, "enrolled_before_sponsor"),
+        ("e3", 422, "unknown_sponsor"),
+        ("e4", 201, None),
+        ("e5", 201, None),
+    ]
+    for member, expected in [("B", 404), ("C", 404), ("D", 200), ("E", 200)]:
+        found = await client.get(f"/v1/members/{member}", headers=program.headers)
+        assert found.status_code == expected
+
+
+async def test_a_move_event_under_a_sponsor_enrolled_later_is_refused(
+    client: httpx.AsyncClient, program: Program
+) -> None:
+    batch = [
+        enrolled_at_event("e1", "ROOT", None, "2026-11-01T00:00:00Z"),
+        enrolled_at_event("e2", "A", "ROOT", "2026-11-01T00:00:00Z"),
+        enrolled_at_event("e3", "LATE", "ROOT", "2026-11-05T00:00:00Z"),
+        {
+            "id": "e4",
+            "type": "member.moved",
+            "occurred_at": "2026-11-06T00:00:00Z",
+            "data": {"id": "A", "sponsor_id": "LATE"},
+        },
+    ]
+    response = await post_events(client, program, {"events": batch})
+    results = response.json()["results"]
+    assert [(r["status"], r.get("code")) for r in results] == [
+        (201, None),
+        (201, None),
+        (201, None),
+        (422, "enrolled_before_sponsor"),
+    ]
+    member = (await client.get("/v1/members/A", headers=program.headers)).json()
+    assert member["sponsor_id"] == "ROOT"

@@ -30,7 +30,8 @@ async def enroll(
 
 
 async def test_enroll_returns_the_member(client: httpx.AsyncClient, program: Program) -> None:
-    assert (await enroll(client, program, "ROOT", None)).status_code == 201
+    root = await enroll(client, program, "ROOT", None, enrolled_at="2026-01-01T00:00:00Z")
+    assert root.status_code == 201
     response = await enroll(
         client, program, "M1", "ROOT", enrolled_at="2026-11-03T10:00:00Z", name="Ann"
     )
@@ -47,7 +48,7 @@ async def test_enroll_returns_the_member(client: httpx.AsyncClient, program: Pro
 async def test_identical_repost_returns_the_member(
     client: httpx.AsyncClient, program: Program
 ) -> None:
-    await enroll(client, program, "ROOT", None)
+    await enroll(client, program, "ROOT", None, enrolled_at="2026-01-01T00:00:00Z")
     first = await enroll(client, program, "M1", "ROOT", enrolled_at="2026-11-03T10:00:00Z")
     again = await enroll(client, program, "M1", "ROOT", enrolled_at="2026-11-03T10:00:00Z")
     assert again.status_code == 200
@@ -205,7 +206,8 @@ async def test_get_counts_direct_recruits_and_whole_downline(
 async def test_move_changes_sponsor_and_carries_the_team(
     client: httpx.AsyncClient, program: Program
 ) -> None:
-    for member, sponsor in [("ROOT", None), ("A", "ROOT"), ("B", "ROOT"), ("A1", "A")]:
+    # B is enrolled before A: a member only moves under a sponsor enrolled no later.
+    for member, sponsor in [("ROOT", None), ("B", "ROOT"), ("A", "ROOT"), ("A1", "A")]:
         await enroll(client, program, member, sponsor)
     response = await client.post(
         "/v1/members/A/move", json={"sponsor_id": "B"}, headers=program.headers
@@ -483,3 +485,68 @@ def test_member_rows_are_read_by_position_in_the_order_of_their_fields() -> None
     assert [f.name for f in dataclasses.fields(member_sql.MemberRow)] == [
         column.name for column in member_sql._COLUMNS
     ]
+
+
+async def test_a_recruit_enrolled_before_the_sponsor_is_422_and_writes_nothing(
+    client: httpx.AsyncClient, program: Program
+) -> None:
+    await enroll(client, program, "ROOT", None, enrolled_at="2026-11-03T10:00:00Z")
+    response = await enroll(client, program, "M1", "ROOT", enrolled_at="2026-11-03T09:59:59Z")
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["code"] == "enrolled_before_sponsor"
+    assert problem["enrolled_at"] == "2026-11-03T09:59:59+00:00"
+    assert problem["sponsor_enrolled_at"] == "2026-11-03T10:00:00+00:00"
+    assert (await client.get("/v1/members/M1", headers=program.headers)).status_code == 404
+    root = (await client.get("/v1/members/ROOT", headers=program.headers)).json()
+    assert root["downline_size"] == 0
+
+
+async def test_a_recruit_enrolled_at_the_sponsors_instant_is_fine(
+    client: httpx.AsyncClient, program: Program
+) -> None:
+    await enroll(client, program, "ROOT", None, enrolled_at="2026-11-03T10:00:00Z")
+    response = await enroll(client, program, "M1", "ROOT", enrolled_at="2026-11-03T11:00:00+01:00")
+    assert response.status_code == 201
+    assert response.json()["enrolled_at"] == "2026-11-03T10:00:00Z"
+
+
+async def test_enrolled_at_defaults_to_now_which_is_before_a_sponsor_enrolled_in_the_future(
+    client: httpx.AsyncClient, program: Program
+) -> None:
+    await enroll(client, program, "ROOT", None, enrolled_at="2999-01-01T00:00:00Z")
+    response = await enroll(client, program, "M1", "ROOT")
+    assert response.status_code == 422
+    assert response.json()["code"] == "enrolled_before_sponsor"
+    assert (await client.get("/v1/members/M1", headers=program.headers)).status_code == 404
+
+
+async def test_a_move_under_a_sponsor_enrolled_later_is_422_and_writes_nothing(
+    client: httpx.AsyncClient, program: Program
+) -> None:
+    # A was enrolled on the 1st, LATE on the 2nd: A cannot go under LATE, but LATE can go
+    # under A, and A under LATE's sponsor ROOT, enrolled on the 1st too (the same instant).
+    for member, sponsor, at in [
+        ("ROOT", None, "2026-11-01T00:00:00Z"),
+        ("A", "ROOT", "2026-11-01T00:00:00Z"),
+        ("LATE", "ROOT", "2026-11-02T00:00:00Z"),
+    ]:
+        assert (await enroll(client, program, member, sponsor, enrolled_at=at)).status_code == 201
+    response = await client.post(
+        "/v1/members/A/move", json={"sponsor_id": "LATE"}, headers=program.headers
+    )
+    assert response.status_code == 422
+    assert response.json()["code"] == "enrolled_before_sponsor"
+    member = (await client.get("/v1/members/A", headers=program.headers)).json()
+    assert member["sponsor_id"] == "ROOT"
+    history = (await client.get("/v1/members/A/moves", headers=program.headers)).json()
+    assert history["items"] == []
+    upline = (await client.get("/v1/members/A/upline", headers=program.headers)).json()
+    assert [m["id"] for m in upline["items"]] == ["ROOT"]
+
+    response = await client.post(
+        "/v1/members/LATE/move", json={"sponsor_id": "A"}, headers=program.headers
+    )
+    assert response.status_code == 200
+    assert response.json()["sponsor_id"] == "A"

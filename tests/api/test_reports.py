@@ -10,7 +10,15 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from service.api.pagination import encode_cursor
-from tests.api.flows import enroll, enroll_chain, insert_tree, post_sale, put_plan, refund
+from tests.api.flows import (
+    cursor_key,
+    enroll,
+    enroll_chain,
+    insert_tree,
+    post_sale,
+    put_plan,
+    refund,
+)
 from tests.conftest import Program, make_key, make_program
 
 PRODUCT = {"product": {"personal_rate": "0.10", "level_rates": ["0.05", "0.03"]}}
@@ -401,14 +409,14 @@ async def test_commissions_period_filter(client: httpx.AsyncClient, program: Pro
 
 
 async def test_commissions_cursor_is_bound_to_member_and_period(
-    client: httpx.AsyncClient, program: Program
+    connection: AsyncConnection, client: httpx.AsyncClient, program: Program
 ) -> None:
     await _twenty_five_sales(client, program)
     unfiltered = (await report(client, program, "S", "commissions", limit=10))["next_cursor"]
     november = (await report(client, program, "S", "commissions", limit=10, period="2026-11"))[
         "next_cursor"
     ]
-    downline = encode_cursor("downline", "S", 1, "X")
+    downline = encode_cursor(await cursor_key(connection, program), "downline", "S", 1, "X")
     assert unfiltered
     assert november
     refused: list[tuple[str, dict[str, str | int]]] = [

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
-from tests.api.flows import enroll, enroll_chain, paid, post_sale, put_plan, refund
+from tests.api.flows import cursor_key, enroll, enroll_chain, paid, post_sale, put_plan, refund
 from tests.conftest import Program, make_program
 
 PRODUCT_4 = {"product": {"personal_rate": "0.10", "level_rates": ["0.05", "0.03", "0.02", "0.01"]}}
@@ -679,13 +679,13 @@ async def test_the_largest_sales_add_up_without_overflow(
 
 
 @pytest.mark.parametrize("position", [10**30, -1, "1", 1.5])
-async def test_forged_cursors_with_huge_numbers_are_422(
-    client: httpx.AsyncClient, program: Program, position: object
+async def test_signed_cursors_with_huge_numbers_are_422(
+    connection: AsyncConnection, client: httpx.AsyncClient, program: Program, position: object
 ) -> None:
     from service.api.pagination import encode_cursor
 
     await enroll_chain(client, program, "A", "S")
-    cursor = encode_cursor("upline", "S", position)
+    cursor = encode_cursor(await cursor_key(connection, program), "upline", "S", position, "A")
     response = await client.get(
         "/v1/members/S/upline", params={"cursor": cursor}, headers=program.headers
     )
@@ -709,3 +709,46 @@ async def test_the_database_refuses_to_delete_a_sale_or_rewrite_its_lines(
                 await connection.execute(text(statement))
     response = await client.get("/v1/sales/O-1", headers=program.headers)
     assert [line["amount"] for line in response.json()["lines"]] == ["10.00", "5.00"]
+
+
+@pytest.mark.parametrize("compression", ["none", "dynamic"])
+async def test_an_upline_member_enrolled_after_the_sale_is_skipped(
+    client: httpx.AsyncClient, program: Program, compression: str
+) -> None:
+    await put_plan(client, program, categories=PRODUCT_3, compression=compression)
+    # The sale occurred on Nov 3 and came in late: S and its sponsor B joined on Nov 5
+    # (after the sale), A on Nov 3 at the sale's very instant, R before.
+    for member, sponsor, at in [
+        ("R", None, "2026-01-01T00:00:00Z"),
+        ("A", "R", "2026-11-03T10:00:00Z"),
+        ("B", "A", "2026-11-05T00:00:00Z"),
+        ("S", "B", "2026-11-05T00:00:00Z"),
+    ]:
+        await enroll(client, program, member, sponsor, enrolled_at=at)
+    body = await post_sale(client, program, "O-1", "S", "100.00")
+    detail = (await client.get("/v1/sales/O-1", headers=program.headers)).json()
+    levels = [(x["member_id"], x["paid_level"], x["amount"], x["reason"]) for x in detail["levels"]]
+    if compression == "none":
+        # B's level 1 (5.00) is not paid; A level 2: 3.00; R level 3: 2.00.
+        assert paid(body["lines"]) == [
+            ("S", "personal", 0, 0, "0.10", "10.00"),
+            ("A", "override", 2, 2, "0.03", "3.00"),
+            ("R", "override", 3, 3, "0.02", "2.00"),
+        ]
+        assert levels == [
+            ("B", None, None, "not_yet_enrolled"),
+            ("A", 2, "3.00", None),
+            ("R", 3, "2.00", None),
+        ]
+    else:
+        # B is skipped: A takes level 1 (5.00), R level 2 (3.00).
+        assert paid(body["lines"]) == [
+            ("S", "personal", 0, 0, "0.10", "10.00"),
+            ("A", "override", 2, 1, "0.05", "5.00"),
+            ("R", "override", 3, 2, "0.03", "3.00"),
+        ]
+        assert levels == [
+            ("B", None, None, "not_yet_enrolled"),
+            ("A", 1, "5.00", None),
+            ("R", 2, "3.00", None),
+        ]

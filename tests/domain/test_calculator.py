@@ -1,5 +1,6 @@
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import pairwise
 
@@ -23,6 +24,8 @@ from service.domain.money import minor_unit, round_money
 from service.domain.plan import ActivityRule, CategoryRates, Compression, Plan
 
 D = Decimal
+SALE_AT = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
+ENROLLED = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def plan_of(
@@ -41,12 +44,18 @@ def plan_of(
     )
 
 
-def member(member_id: str, status: str = "active", personal_volume: str = "0") -> Participant:
-    return Participant(member_id, status, D(personal_volume))
+def member(
+    member_id: str,
+    status: str = "active",
+    personal_volume: str = "0",
+    *,
+    enrolled_at: datetime = ENROLLED,
+) -> Participant:
+    return Participant(member_id, status, D(personal_volume), enrolled_at)
 
 
 def sale_of(volume: str, *, seller: str = "S", currency: str = "USD") -> SaleFacts:
-    return SaleFacts("O-1", seller, D(volume), "product", currency)
+    return SaleFacts("O-1", seller, D(volume), "product", currency, SALE_AT)
 
 
 def chain(*ids: str) -> list[Participant]:
@@ -163,6 +172,54 @@ def test_terminated_members_never_earn() -> None:
     ]
 
 
+NOT_YET_ENROLLED_IN_THE_MIDDLE = [
+    member("A"),
+    member("B", enrolled_at=SALE_AT + timedelta(seconds=1)),
+    member("C", enrolled_at=SALE_AT),
+    member("D"),
+    member("E"),
+]
+
+
+def test_without_compression_a_member_enrolled_after_the_sale_is_not_paid() -> None:
+    # Volume 100.00, levels 5 %, 3 %, 2 %: A 5.00; B joined a second after the sale, its
+    # 3.00 is kept; C, enrolled at the very instant of the sale, holds level 3: 2.00.
+    plan = plan_of("0", ["0.05", "0.03", "0.02"])
+    result = calculate(plan, sale_of("100.00"), member("S"), NOT_YET_ENROLLED_IN_THE_MIDDLE)
+    assert summary(result.lines) == [("A", 1, 1, "5.00"), ("C", 3, 3, "2.00")]
+    assert reasons(result.decisions) == [
+        ("A", 1, None),
+        ("B", None, "not_yet_enrolled"),
+        ("C", 3, None),
+        ("D", None, "beyond_depth"),
+    ]
+
+
+def test_dynamic_compression_rolls_up_past_a_member_enrolled_after_the_sale() -> None:
+    # A 5.00; B is skipped; C takes level 2 (3.00) and D level 3 (2.00); E beyond depth.
+    plan = plan_of("0", ["0.05", "0.03", "0.02"], compression=Compression.DYNAMIC)
+    result = calculate(plan, sale_of("100.00"), member("S"), NOT_YET_ENROLLED_IN_THE_MIDDLE)
+    assert summary(result.lines) == [("A", 1, 1, "5.00"), ("C", 3, 2, "3.00"), ("D", 4, 3, "2.00")]
+    assert reasons(result.decisions) == [
+        ("A", 1, None),
+        ("B", None, "not_yet_enrolled"),
+        ("C", 2, None),
+        ("D", 3, None),
+        ("E", None, "beyond_depth"),
+    ]
+
+
+def test_a_terminated_member_is_terminated_before_not_yet_enrolled() -> None:
+    plan = plan_of("0", ["0.05", "0.03"])
+    upline = [
+        member("T", "terminated", enrolled_at=SALE_AT + timedelta(days=1)),
+        member("I", "inactive", enrolled_at=SALE_AT + timedelta(days=1)),
+    ]
+    result = calculate(plan, sale_of("100.00"), member("S"), upline)
+    assert result.lines == ()
+    assert reasons(result.decisions) == [("T", None, "terminated"), ("I", None, "not_yet_enrolled")]
+
+
 def test_an_inactive_seller_still_earns_personal_commission() -> None:
     plan = plan_of("0.10", [])
     result = calculate(plan, sale_of("100.00"), member("S", "inactive"), chain("U1"))
@@ -172,7 +229,7 @@ def test_an_inactive_seller_still_earns_personal_commission() -> None:
 
 def test_a_category_the_plan_does_not_name_pays_nothing() -> None:
     plan = plan_of("0.10", ["0.05"])
-    sale = SaleFacts("O-1", "S", D("100.00"), "subscription", "USD")
+    sale = SaleFacts("O-1", "S", D("100.00"), "subscription", "USD", SALE_AT)
     result = calculate(plan, sale, member("S"), chain("U1"))
     assert result.lines == ()
     assert result.decisions == ()
@@ -436,12 +493,19 @@ def scenarios(draw: st.DrawFn) -> tuple[Plan, SaleFacts, Participant, list[Parti
     )
     volume = D(minor_units).scaleb(-digits)
     size = draw(st.integers(0, 12))
+    # Enrolled up to two days before or after the sale (0: the same instant).
     upline = [
-        Participant(f"M{index}", draw(STATUSES), D(draw(st.integers(0, 600))))
+        Participant(
+            f"M{index}",
+            draw(STATUSES),
+            D(draw(st.integers(0, 600))),
+            SALE_AT + timedelta(hours=draw(st.sampled_from([-48, -1, 0, 0, 1, 48]))),
+        )
         for index in range(size)
     ]
-    seller = Participant("S", draw(STATUSES), D(0))
-    return draw(plans(currency)), SaleFacts("O", "S", volume, "product", currency), seller, upline
+    seller = Participant("S", draw(STATUSES), D(0), ENROLLED)
+    sale = SaleFacts("O", "S", volume, "product", currency, SALE_AT)
+    return draw(plans(currency)), sale, seller, upline
 
 
 @settings(max_examples=400)
@@ -487,6 +551,10 @@ def test_calculation_properties(
         if participant.status == "terminated":
             assert decision.reason in {SkipReason.TERMINATED, SkipReason.BEYOND_DEPTH}
             assert not decision.paid
+        elif participant.enrolled_at > sale.occurred_at:
+            assert decision.reason in {SkipReason.NOT_YET_ENROLLED, SkipReason.BEYOND_DEPTH}
+            assert not decision.paid
+            assert decision.paid_level is None
     beyond = [d for d in result.decisions if d.reason is SkipReason.BEYOND_DEPTH]
     assert beyond == [] or beyond == [result.decisions[-1]]
 
@@ -573,7 +641,7 @@ def test_small_sales_never_pay_past_the_cap(
     )
     volume = D(minor_units).scaleb(-minor_unit(currency))
     upline = [member(f"M{index}") for index in range(len(level_rates))]
-    sale = SaleFacts("O", "S", volume, "product", currency)
+    sale = SaleFacts("O", "S", volume, "product", currency, SALE_AT)
     result = calculate(plan, sale, member("S"), upline)
     assert result.total <= volume * cap
     assert all(line.amount > 0 for line in result.lines)
