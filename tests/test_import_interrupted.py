@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -68,29 +67,40 @@ def _running(processes: list[psutil.Process]) -> list[psutil.Process]:
     return alive
 
 
+def _import_command(path: Path, program: Program) -> list[str]:
+    return [sys.executable, "-m", "service", "import", str(path), "--program", program.id]
+
+
 async def _start_busy_import(
     engine: AsyncEngine, database_url: str, program: Program, path: Path
-) -> tuple[subprocess.Popen[bytes], list[psutil.Process]]:
+) -> tuple[asyncio.subprocess.Process, list[psutil.Process]]:
     """The import command, once its two workers are applying sales; answers it and its
     child processes (the workers, and multiprocessing's resource tracker)."""
-    command = [sys.executable, "-m", "service", "import", str(path), "--program", program.id]
-    importing = subprocess.Popen(
-        [*command, "--parallel", "2", "--batch-size", str(BATCH)],
+    importing = await asyncio.create_subprocess_exec(
+        *_import_command(path, program),
+        *("--parallel", "2", "--batch-size", str(BATCH)),
         env={**os.environ, "DATABASE_URL": database_url},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # its own process group, as a terminal gives a command
     )
     parent = psutil.Process(importing.pid)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert importing.poll() is None, "the import ended before it could be interrupted"
+    for _ in range(1200):  # a minute at most
+        assert importing.returncode is None, "the import ended before it could be interrupted"
         workers = [p for p in parent.children() if "spawn_main" in " ".join(p.cmdline())]
         if len(workers) == 2 and await _count(engine, "sales", program.id) >= 2 * BATCH:
             return importing, parent.children(recursive=True)
         await asyncio.sleep(0.05)
     importing.kill()
     raise AssertionError("the workers did not start applying sales")
+
+
+async def _assert_gone(processes: list[psutil.Process], seconds: float) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if not _running(processes):
+            return
+        await asyncio.sleep(0.05)
+    assert _running(processes) == []
 
 
 async def _assert_whole_batches(engine: AsyncEngine, program: Program) -> int:
@@ -121,11 +131,8 @@ async def test_killing_the_import_ends_its_workers(
     importing, children = await _start_busy_import(engine, database_url, live_program, path)
     assert len(children) >= 2
     importing.kill()  # SIGKILL: nothing runs in the parent, no clean-up, no pool shutdown
-    importing.wait(timeout=10)
-    deadline = time.monotonic() + 5
-    while _running(children) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    assert _running(children) == []
+    await asyncio.wait_for(importing.wait(), 10)
+    await _assert_gone(children, 5)
     await _assert_nothing_more_is_written(engine, live_program)
     await _assert_whole_batches(engine, live_program)
 
@@ -141,32 +148,26 @@ async def test_ctrl_c_ends_the_import_and_its_workers(
     path = _events_file(tmp_path / "events.ndjson")
     importing, children = await _start_busy_import(engine, database_url, live_program, path)
     os.killpg(importing.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole group
-    started = time.monotonic()
-    while importing.poll() is None and time.monotonic() - started < 5:
-        await asyncio.sleep(0.05)
-    if importing.poll() is None:
-        importing.kill()
-        raise AssertionError("the import did not end within 5 s of Ctrl-C")
-    assert importing.returncode != 0
-    deadline = time.monotonic() + 5
-    while _running(children) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    assert _running(children) == []
+    try:
+        assert await asyncio.wait_for(importing.wait(), 5) != 0
+    finally:
+        if importing.returncode is None:
+            importing.kill()
+    await _assert_gone(children, 5)
     await _assert_nothing_more_is_written(engine, live_program)
     sales = await _assert_whole_batches(engine, live_program)
 
     # Run again: what was applied is a duplicate, the rest is applied; every sale once.
-    done = subprocess.run(
-        [sys.executable, "-m", "service", "import", str(path), "--program", live_program.id]
-        + ["--parallel", "2", "--batch-size", str(BATCH)],
+    again = await asyncio.create_subprocess_exec(
+        *_import_command(path, live_program),
+        *("--parallel", "2", "--batch-size", str(BATCH)),
         env={**os.environ, "DATABASE_URL": database_url},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
+    out, err = await asyncio.wait_for(again.communicate(), 300)
+    assert again.returncode == 0, err.decode()
+    report = json.loads(out)
     assert (report["applied"], report["duplicates"], report["refused"]) == (
         SALES - sales,
         BATCH + sales,
