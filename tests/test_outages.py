@@ -6,6 +6,7 @@ These tests start servers of their own (not the shared test database) and kill o
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -16,11 +17,14 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
 from service.db import embedded, failures
+from service.db.engine import make_engine
 from service.main import create_app
 from tests.conftest import make_program
 from tests.test_cli import _admin, _environment, _free_port, _postgres_processes, _wait_ready
@@ -207,6 +211,14 @@ async def test_a_database_of_ones_own_stopped_and_started_again(tmp_path: Path) 
             assert (await client.get("/readyz")).status_code == 200
             stored = await client.get("/v1/sales/O-1")
             assert _lines(stored.json()) == LINES
+
+            # A restart between two requests: the pooled connection the server closed is
+            # not handed to the next request, which succeeds.
+            _stop(server)
+            _start_again(server)
+            await asyncio.sleep(0.2)  # the event loop, running meanwhile, sees the socket close
+            created = await client.post("/v1/sales", json=_sale("O-3"))
+            assert created.status_code == 201, created.text
     finally:
         embedded.release(server)
 
@@ -240,3 +252,27 @@ def test_connection_failures_are_told_apart_from_bugs() -> None:
     assert failures.retryable(asyncpg.SerializationError("could not serialize"))
     assert not failures.retryable(unique)
     assert failures.sqlstate(DBAPIError("INSERT", None, unique)) == "23505"
+
+
+async def test_a_request_that_waits_too_long_for_a_connection_answers_503(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    """The pool's wait for a free connection timed out: 503, not a 500. (`engine` is the
+    shared one, which built the database; this test makes its own, of one connection.)"""
+    small = make_engine(database_url, pool_size=1, pool_timeout=0.2)
+    app = create_app(Settings(database_url="postgresql://unused/unused"), engine=small)
+    transport = httpx.ASGITransport(app=app)
+    unknown_key = {"Authorization": "Bearer cmk_acme_" + "0" * 40}  # looked up in the database
+    try:
+        async with (
+            small.connect() as held,
+            httpx.AsyncClient(transport=transport, base_url="http://test") as client,
+        ):
+            await held.execute(text("SELECT 1"))  # the pool's only connection, held
+            _assert_unavailable(await client.get("/v1/members/M1", headers=unknown_key))
+            await held.rollback()
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            response = await client.get("/v1/members/M1", headers=unknown_key)
+            assert response.status_code == 401  # the connection is free again: looked up
+    finally:
+        await small.dispose()

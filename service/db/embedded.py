@@ -35,6 +35,8 @@ import structlog
 DATABASE_NAME = "commissions"
 SUPERVISION_INTERVAL = 0.5
 """Seconds between two looks at the postmaster."""
+MAX_RETRY_INTERVAL = 10.0
+"""Seconds between two attempts at most, while the server fails to start again."""
 
 log = structlog.get_logger("service.db.embedded")
 
@@ -184,16 +186,17 @@ class Supervisor:
 
     def _watch(self) -> None:
         down_since: float | None = None
-        while not self._stopping.wait(self.interval):
+        failed = 0
+        while not self._stopping.wait(min(self.interval * 2**failed, MAX_RETRY_INTERVAL)):
             try:
                 _reap_postgres_children()
-                if _alive(self._postmaster):
-                    continue
-                if down_since is None:
-                    down_since = time.monotonic()
-                    log.error("embedded PostgreSQL is gone; restarting it", pgdata=self._pgdata)
-                self._restart()
+                if not _alive(self._postmaster):
+                    if down_since is None:
+                        down_since = time.monotonic()
+                        log.error("embedded PostgreSQL is gone; restarting it", pgdata=self._pgdata)
+                    self._restart()
             except Exception as error:  # it retries at the next look, and says why
+                failed = min(failed + 1, 10)  # looks spaced out up to MAX_RETRY_INTERVAL
                 log.warning(
                     "embedded PostgreSQL did not start yet; trying again",
                     pgdata=self._pgdata,
@@ -201,6 +204,7 @@ class Supervisor:
                     reason=str(error)[:200],
                 )
                 continue
+            failed = 0
             if down_since is not None:
                 log.warning(
                     "embedded PostgreSQL is back",
