@@ -96,11 +96,22 @@ def serve(
     if workers == 1:
         from service.main import create_app
 
+        # The app's lifespan starts the embedded server and supervises it.
         uvicorn.run(create_app(settings), **options)
-    else:
-        # Each worker builds the app from the environment and joins the same database (and
-        # the same embedded server, which stops when the last worker leaves).
+    elif settings.database_url:
+        # Each worker builds the app from the environment and joins the same database.
         uvicorn.run("service.main:create_app", factory=True, workers=workers, **options)
+    else:
+        # This supervising process owns the embedded server: it starts it, restarts it when
+        # it dies, and stops it after the last worker left. The workers connect to it as to
+        # a server of their own (DATABASE_URL, inherited by the processes uvicorn spawns).
+        import os
+
+        from service.db import embedded
+
+        with embedded.serving(settings.data_dir) as url:
+            os.environ["DATABASE_URL"] = url
+            uvicorn.run("service.main:create_app", factory=True, workers=workers, **options)
 
 
 @program_app.command("create")

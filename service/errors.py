@@ -223,3 +223,20 @@ class SecretNotFound(NotFound):
 class DuplicateKey(Unprocessable):
     code = "duplicate_key"
     title = "A JSON object holds the same key twice"
+
+
+class DatabaseUnavailable(ServiceError):
+    """The database could not be reached, or the connection was lost mid-request: the
+    request's transaction is gone (PostgreSQL rolls back what was not committed)."""
+
+    status = 503
+    code = "database_unavailable"
+    title = "The database is unavailable"
+    headers: ClassVar[dict[str, str]] = {"Retry-After": "2"}
+
+    def __init__(
+        self,
+        detail: str = "the database cannot be reached right now; send the request again",
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail, **extra)

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -14,16 +19,15 @@ from typing import IO, Any
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from service.db import failures, statistics
 from service.db import plans as plan_sql
 from service.db import programs as program_sql
-from service.db import statistics
 from service.errors import ProgramNotFound, ServiceError
 from service.intake.events import EventResult, apply_events  # the webhook's own code path
 from service.intake.payloads import parse_json
 from service.services.programs import Principal
 
 MAX_REFUSALS_SHOWN = 20
-DEADLOCK = "40P01"
 DEADLOCK_RETRIES = 5
 FIRST_STATISTICS_AT = 1000
 """The tables' statistics are refreshed once this many events are applied, then each time
@@ -122,8 +126,9 @@ async def import_events(
             parallel,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(database_url, program_id),
+            initargs=(database_url, program_id, os.getpid()),
         )
+    finished = False
 
     def start(batch: _Batch) -> asyncio.Future[list[EventResult]]:
         if workers is None:
@@ -169,6 +174,7 @@ async def import_events(
                 await settle_oldest()
             if refreshing is not None:
                 await refreshing
+        finished = True
     finally:  # interrupted, or a batch failed: roll back what is still in flight
         unfinished: list[asyncio.Future[Any]] = [future for _, future in in_flight]
         if refreshing is not None:
@@ -177,8 +183,22 @@ async def import_events(
             future.cancel()
         await asyncio.gather(*unfinished, return_exceptions=True)
         if workers is not None:
-            workers.shutdown(cancel_futures=True)
+            if finished:
+                workers.shutdown(cancel_futures=True)
+            else:
+                _stop_workers(workers)
     return report
+
+
+def _stop_workers(workers: ProcessPoolExecutor) -> None:
+    """End the workers now, batch in hand (Ctrl-C, or a batch failed): each batch's
+    transaction dies with its worker's connection, and the next run resumes from there."""
+    processes = list(workers._processes.values())  # no public way to end them before 3.14
+    workers.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=10)
 
 
 async def _apply_batch(
@@ -192,7 +212,7 @@ async def _apply_batch(
             async with sessions() as session, session.begin():
                 return await apply_events(session, caller, events, with_bodies=False)
         except DBAPIError as error:
-            if getattr(error.orig, "sqlstate", None) != DEADLOCK or attempt == DEADLOCK_RETRIES:
+            if not failures.retryable(error) or attempt == DEADLOCK_RETRIES:
                 raise
     raise AssertionError("unreachable")
 
@@ -201,9 +221,11 @@ _worker: dict[str, Any] = {}
 """In a worker process of a parallel import: its event loop, sessions and caller."""
 
 
-def _start_worker(database_url: str, program_id: str) -> None:
+def _start_worker(database_url: str, program_id: str, parent: int) -> None:
     from service.db.engine import make_engine
     from service.runtime import settle_heap
+
+    _end_with_parent(parent)
 
     loop = asyncio.new_event_loop()
     sessions = async_sessionmaker(
@@ -221,6 +243,38 @@ def _start_worker(database_url: str, program_id: str) -> None:
     )
     _worker.update(loop=loop, sessions=sessions, caller=caller)
     settle_heap()
+
+
+PARENT_CHECK_INTERVAL = 1.0
+"""Seconds between two looks, in a worker, at whether its parent is still there."""
+
+
+def _end_with_parent(parent: int) -> None:
+    """A worker ends when the import that started it ends, however it ends: killed (even by
+    SIGKILL, which runs no clean-up in the parent) or interrupted. Left running, it would go
+    on writing its batch and hold a connection and its memory.
+
+    On Linux the kernel sends the worker SIGKILL when its parent dies (PR_SET_PDEATHSIG);
+    elsewhere, and as a fallback, a thread looks at the parent every second. A worker
+    ignores Ctrl-C (SIGINT reaches the whole process group): the parent then ends the
+    workers itself, in `_stop_workers`. Either way the batch's transaction dies with the
+    worker's connection and PostgreSQL rolls it back."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_INTERVAL)
+        os._exit(1)
+
+    if os.getppid() != parent:  # the parent died before the signal was asked for
+        os._exit(1)
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _apply_in_worker(texts: list[str]) -> list[EventResult]:

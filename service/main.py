@@ -39,7 +39,8 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
             app.state.sessionmaker = sessionmaker_for(engine)
             yield
             return
-        async with open_database(settings) as opened:
+        # The embedded server this opens, this process supervises (restarts when it dies).
+        async with open_database(settings, supervise=True) as opened:
             await migrate(opened)
             app.state.engine = opened
             app.state.sessionmaker = sessionmaker_for(opened)

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.db import failures
 from service.db import programs as program_sql
 from service.errors import Forbidden, ProgramNotFound, Unauthorized
 from service.intake import signatures
@@ -18,12 +19,21 @@ from service.services.programs import Principal
 
 async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One transaction per request: committed here, before the response goes out, or rolled
-    back when anything raised, so a refused request writes nothing."""
+    back when anything raised, so a refused request writes nothing.
+
+    A request whose connection was lost (the server died or restarted) has nothing left to
+    roll back: PostgreSQL dropped its transaction with the connection. The rollback's own
+    failure is then ignored, so the request answers for the error it met
+    (`database_unavailable`), and the pool opens a new connection for the next request."""
     async with request.app.state.sessionmaker() as session:
         try:
             yield session
-        except BaseException:
-            await session.rollback()
+        except BaseException as error:
+            try:
+                await session.rollback()
+            except Exception as lost:
+                if not (failures.unavailable(lost) or failures.unavailable(error)):
+                    raise
             raise
         else:
             await session.commit()

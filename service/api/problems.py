@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.schemas import Problem
-from service.errors import ServiceError, problem_body
+from service.db import failures
+from service.errors import DatabaseUnavailable, ServiceError, problem_body
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -90,28 +93,50 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     return response
 
 
-RETRYABLE = frozenset({"40P01", "40001"})
-"""Deadlock detected, serialization failure: PostgreSQL rolled the transaction back whole."""
-
-
 async def _database_error(request: Request, error: Exception) -> JSONResponse:
     """Concurrent requests that locked the same rows in opposite orders (two event batches,
-    say): PostgreSQL rolled one back, nothing of it was written, and a retry succeeds."""
+    say): PostgreSQL rolled one back, nothing of it was written, and a retry succeeds. A lost
+    or refused connection is `database_unavailable`; anything else is a bug."""
     assert isinstance(error, DBAPIError)
-    if getattr(error.orig, "sqlstate", None) not in RETRYABLE:
-        return await _unexpected(request, error)
-    log.warning("transaction rolled back by the database", path=request.url.path)
-    response = problem_response(
-        503,
-        "retry_later",
-        "Rolled back by a concurrent request",
-        "a concurrent request held what this one needed; nothing was written: send it again",
+    if failures.retryable(error):
+        log.warning("transaction rolled back by the database", path=request.url.path)
+        response = problem_response(
+            503,
+            "retry_later",
+            "Rolled back by a concurrent request",
+            "a concurrent request held what this one needed; nothing was written: send it again",
+        )
+        response.headers["Retry-After"] = "1"
+        return response
+    if failures.unavailable(error):
+        return _unavailable(request, error)
+    return await _unexpected(request, error)
+
+
+def _unavailable(request: Request, error: BaseException) -> JSONResponse:
+    log.warning(
+        "database unavailable",
+        path=request.url.path,
+        error=type(error).__name__,
+        reason=str(error)[:200],
     )
-    response.headers["Retry-After"] = "1"
+    failure = DatabaseUnavailable()
+    response = JSONResponse(failure.problem(), status_code=failure.status, media_type=PROBLEM_JSON)
+    response.headers.update(failure.headers)
     return response
 
 
+async def _connection_error(request: Request, error: Exception) -> JSONResponse:
+    """Refused, reset or closed connections, and the pool's timeout, before SQLAlchemy wraps
+    them (opening a connection to a server that is down raises the OS error itself)."""
+    if failures.unavailable(error):
+        return _unavailable(request, error)
+    return await _unexpected(request, error)
+
+
 async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    if failures.unavailable(error):  # wrapped in something else on its way out
+        return _unavailable(request, error)
     log.exception("unhandled error", path=request.url.path)
     return problem_response(500, "internal_error", "Internal error", "an unexpected error occurred")
 
@@ -121,4 +146,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DBAPIError, _database_error)
+    for failure in (OSError, PoolTimeout, asyncpg.InterfaceError, asyncpg.PostgresError):
+        app.add_exception_handler(failure, _connection_error)
     app.add_exception_handler(Exception, _unexpected)

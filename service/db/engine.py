@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from typing import Any
 
+from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from service.config import Settings
 from service.db import embedded
@@ -25,30 +28,57 @@ def asyncpg_url(url: str) -> str:
     raise ValueError("DATABASE_URL must be a postgresql:// URL")
 
 
+CONNECT_TIMEOUT = 10
+"""Seconds to open a connection before giving up."""
+
+
 def make_engine(url: str, *, pool_size: int = 10, **options: Any) -> AsyncEngine:
     # No overflow: connections beyond the pool would be opened and closed per request, and
     # a PostgreSQL backend is expensive to start; past the pool, requests queue instead.
-    return create_async_engine(
+    # A server that does not answer at all (a network outage) fails a connection attempt
+    # after CONNECT_TIMEOUT seconds instead of asyncpg's 60: the request answers 503.
+    options.setdefault("connect_args", {}).setdefault("timeout", CONNECT_TIMEOUT)
+    engine = create_async_engine(
         asyncpg_url(url),
         pool_size=pool_size,
         max_overflow=0,
         pool_pre_ping=False,
         **options,
     )
+    event.listen(engine.sync_engine, "checkout", _drop_closed_connection)
+    return engine
+
+
+def _drop_closed_connection(
+    dbapi_connection: Any, record: ConnectionPoolEntry, proxy: PoolProxiedConnection
+) -> None:
+    """A pooled connection the server closed (it stopped, crashed or restarted) is replaced
+    at checkout rather than handed to a request to fail on. asyncpg knows without a round
+    trip: the socket was closed. (A connection lost silently still fails its first statement;
+    SQLAlchemy then sees the disconnect and discards every connection of the pool opened
+    before it.)"""
+    driver = record.driver_connection
+    if driver is not None and driver.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 @asynccontextmanager
-async def open_database(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    """The configured database, or the embedded server under the data directory."""
-    server = None
-    if settings.database_url:
-        url = settings.database_url
-    else:
-        server, url = embedded.start(settings.data_dir)
-    engine = make_engine(url, pool_size=settings.db_pool_size)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
-        if server is not None:
-            embedded.release(server)
+async def open_database(
+    settings: Settings, *, supervise: bool = False
+) -> AsyncIterator[AsyncEngine]:
+    """The configured database, or the embedded server under the data directory. With
+    `supervise`, an embedded server that this opened is restarted whenever it dies (see
+    `embedded.Supervisor`); a server of one's own (`DATABASE_URL`) is its owner's to run."""
+    with ExitStack() as owned:
+        if settings.database_url:
+            url = settings.database_url
+        elif supervise:
+            url = owned.enter_context(embedded.serving(settings.data_dir))
+        else:
+            server, url = embedded.start(settings.data_dir)
+            owned.callback(embedded.release, server)
+        engine = make_engine(url, pool_size=settings.db_pool_size)
+        try:
+            yield engine
+        finally:
+            await engine.dispose()
