@@ -135,9 +135,10 @@ def serve(
     settings = Settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
     command = admin_command()
+    same = " (with the same DATABASE_URL)" if settings.database_url else ""
     typer.echo(
         f"commissions: serving on http://{host}:{port} with {database_in_use(settings)}.\n"
-        "  In another terminal, create a program and its admin key:\n"
+        f"  In another terminal{same}, create a program and its admin key:\n"
         f"    {command} program create acme --currency USD\n"
         "  More keys:\n"
         f"    {command} key create --program acme --scope read\n"
