@@ -3,6 +3,7 @@ file (and heading) of the repository, and nothing in the repository points outsi
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -96,13 +97,16 @@ def test_every_relative_link_leads_to_a_file_of_the_repository(document: Path) -
 
 def _repository_files() -> list[Path]:
     found = []
-    for path in ROOT.rglob("*"):
-        parts = path.relative_to(ROOT).parts
-        if any(part in _NOT_THE_REPOSITORY or part.endswith(".egg-info") for part in parts):
-            continue
-        if parts[:2] == ("bench", "out") or not path.is_file():
-            continue
-        found.append(path)
+    for directory, subdirectories, names in os.walk(ROOT):
+        here = Path(directory)
+        subdirectories[:] = [
+            name
+            for name in subdirectories
+            if name not in _NOT_THE_REPOSITORY
+            and not name.endswith(".egg-info")
+            and (here / name).relative_to(ROOT).parts != ("bench", "out")
+        ]
+        found += [here / name for name in names]
     return found
 
 
