@@ -68,6 +68,7 @@ def _wait_ready(base: str, server: subprocess.Popen[str]) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.own_server
 def test_admin_commands_work_without_a_running_service(tmp_path: Path) -> None:
     env = _environment(tmp_path / "data")
     created = _admin(
@@ -153,6 +154,7 @@ def _serve(env: dict[str, str], port: int) -> subprocess.Popen[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.own_server
 def test_a_service_killed_hard_leaves_a_server_the_next_one_stops(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     env = _environment(data_dir)
@@ -174,6 +176,7 @@ def test_a_service_killed_hard_leaves_a_server_the_next_one_stops(tmp_path: Path
 
 
 @pytest.mark.slow
+@pytest.mark.own_server
 @pytest.mark.parametrize(
     ("stop_signal", "workers"), [(signal.SIGTERM, 1), (signal.SIGINT, 1), (signal.SIGTERM, 2)]
 )
