@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shlex
+import shutil
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,6 +20,8 @@ from service.errors import ProgramNotFound, ServiceError
 # supervising process, and each command loads only what it needs.
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
+
+    from service.config import Settings
 
 app = typer.Typer(
     help="Commission engine for network marketing and affiliate programs.",
@@ -37,16 +42,72 @@ def _print(value: dict[str, Any]) -> None:
     typer.echo(json.dumps(value, indent=2, default=str))
 
 
+def database_in_use(settings: Settings) -> str:
+    """Which database a command works on, as said to the user (never with a password)."""
+    if settings.database_url:
+        from sqlalchemy.engine import make_url
+
+        url = make_url(settings.database_url).render_as_string(hide_password=True)
+        return f"the database {url} (DATABASE_URL)"
+    return f"the embedded PostgreSQL in {settings.data_dir} (COMMISSIONS_DATA_DIR)"
+
+
+def admin_command() -> str:
+    """How to run this `commissions` from a shell, as the running process was started: the
+    bare name when it is on PATH, the script beside the interpreter (a virtualenv's bin/
+    not on PATH), else the interpreter with `-m service`. Settings that choose the
+    database are passed on, so the command reaches the same data."""
+    script = Path(sys.executable).parent / "commissions"
+    found = shutil.which("commissions")
+    if script.is_file() and found is not None and Path(found).resolve() == script.resolve():
+        command = "commissions"
+    elif script.is_file():
+        command = shlex.quote(str(script))
+    else:
+        command = f"{shlex.quote(sys.executable)} -m service"
+    if "COMMISSIONS_DATA_DIR" in os.environ and "DATABASE_URL" not in os.environ:
+        data_dir = shlex.quote(os.environ["COMMISSIONS_DATA_DIR"])
+        command = f"COMMISSIONS_DATA_DIR={data_dir} {command}"
+    return command
+
+
+def _refuse(error: ServiceError, where: str) -> typer.Exit:
+    """Print a refusal on stderr; a missing program names the database that lacks it."""
+    detail = error.detail
+    if isinstance(error, ProgramNotFound):
+        detail = f"{detail} in {where}"
+    typer.echo(json.dumps({"error": error.code, "detail": detail}), err=True)
+    return typer.Exit(code=2)
+
+
+def _using(settings: Settings) -> str:
+    where = database_in_use(settings)
+    typer.echo(f"commissions: using {where}", err=True)
+    return where
+
+
+async def _program_must_exist(session: AsyncSession, program_id: str) -> None:
+    from service.db import programs as program_sql
+
+    if await program_sql.get_program(session, program_id) is None:
+        raise ProgramNotFound(f"program {program_id!r} does not exist")
+
+
 def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run one admin transaction against the configured (or embedded) database."""
+    """Run one admin transaction against the configured (or embedded) database, saying on
+    stderr which one: without COMMISSIONS_DATA_DIR an embedded database is created in the
+    default place, which may not be the one a running service uses."""
 
     from service.config import Settings
     from service.db.engine import open_database
     from service.db.migrate import migrate
     from service.main import sessionmaker_for
 
+    settings = Settings()
+    where = _using(settings)
+
     async def main() -> T:
-        async with open_database(Settings()) as engine:
+        async with open_database(settings) as engine:
             await migrate(engine)
             async with sessionmaker_for(engine)() as session, session.begin():
                 return await work(session)
@@ -54,8 +115,7 @@ def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     try:
         return asyncio.run(main())
     except ServiceError as error:
-        typer.echo(json.dumps({"error": error.code, "detail": error.detail}), err=True)
-        raise typer.Exit(code=2) from error
+        raise _refuse(error, where) from error
 
 
 @app.command()
@@ -74,16 +134,15 @@ def serve(
 
     settings = Settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
-    where = (
-        "the database at DATABASE_URL"
-        if settings.database_url
-        else f"an embedded PostgreSQL with its data in {settings.data_dir}"
-    )
+    command = admin_command()
+    same = " (with the same DATABASE_URL)" if settings.database_url else ""
     typer.echo(
-        f"commissions: serving on http://{host}:{port} with {where}.\n"
-        "  Create a program and its admin key:  commissions program create acme --currency USD\n"
-        "  More keys:  commissions key create --program acme --scope read\n"
-        f"  API docs:   http://{host}:{port}/docs",
+        f"commissions: serving on http://{host}:{port} with {database_in_use(settings)}.\n"
+        f"  In another terminal{same}, create a program and its admin key:\n"
+        f"    {command} program create acme --currency USD\n"
+        "  More keys:\n"
+        f"    {command} key create --program acme --scope read\n"
+        f"  API docs:  http://{host}:{port}/docs",
         err=True,
     )
     options: dict[str, Any] = {
@@ -166,6 +225,7 @@ def key_list(program: Annotated[str, typer.Option(help="program id")]) -> None:
     from service.db import programs as program_sql
 
     async def work(session: AsyncSession) -> dict[str, Any]:
+        await _program_must_exist(session, program)
         rows = await program_sql.list_keys(session, program)
         return {
             "keys": [
@@ -192,6 +252,7 @@ def key_revoke(
     from service.services import programs
 
     async def work(session: AsyncSession) -> dict[str, Any]:
+        await _program_must_exist(session, program)
         await programs.revoke_api_key(session, program_id=program, key_id=key_id)
         return {"revoked": key_id}
 
@@ -202,12 +263,10 @@ def key_revoke(
 def secret_create(program: Annotated[str, typer.Option(help="program id")]) -> None:
     """Create a signing secret; prints it once. Several may be active while one rotates."""
 
-    from service.db import programs as program_sql
     from service.intake import signatures
 
     async def work(session: AsyncSession) -> dict[str, Any]:
-        if await program_sql.get_program(session, program) is None:
-            raise ProgramNotFound(f"program {program!r} does not exist")
+        await _program_must_exist(session, program)
         row = await signatures.create_secret(session, program)
         return {"id": row.secret_id, "secret": row.secret}
 
@@ -224,6 +283,7 @@ def secret_revoke(
     from service.intake import signatures
 
     async def work(session: AsyncSession) -> dict[str, Any]:
+        await _program_must_exist(session, program)
         await signatures.revoke_secret(session, program, secret_id)
         return {"revoked": secret_id}
 
@@ -237,6 +297,7 @@ def secret_list(program: Annotated[str, typer.Option(help="program id")]) -> Non
     from service.db import intake as intake_sql
 
     async def work(session: AsyncSession) -> dict[str, Any]:
+        await _program_must_exist(session, program)
         rows = await intake_sql.all_secrets(session, program)
         return {
             "secrets": [
@@ -283,20 +344,21 @@ def import_file(
     )
 
     from service.config import Settings
-    from service.db import programs as program_sql
     from service.db.engine import open_database
     from service.db.migrate import migrate
     from service.importer import import_events
     from service.main import sessionmaker_for
     from service.runtime import settle_heap
 
+    settings = Settings()
+    where = _using(settings)
+
     async def main() -> dict[str, Any]:
-        async with open_database(Settings()) as engine:
+        async with open_database(settings) as engine:
             await migrate(engine)
             settle_heap()
             async with sessionmaker_for(engine)() as session:
-                if await program_sql.get_program(session, program) is None:
-                    raise ProgramNotFound(f"program {program!r} does not exist")
+                await _program_must_exist(session, program)
             columns = (
                 "[progress.description]{task.description}",
                 BarColumn(),
@@ -326,8 +388,7 @@ def import_file(
     try:
         _print(asyncio.run(main()))
     except ServiceError as error:
-        typer.echo(json.dumps({"error": error.code, "detail": error.detail}), err=True)
-        raise typer.Exit(code=2) from error
+        raise _refuse(error, where) from error
 
 
 @app.command()

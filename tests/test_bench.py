@@ -58,6 +58,7 @@ async def bench_database(server_url: str) -> AsyncIterator[str]:
         await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.mark.slow
 async def test_bench_runs_end_to_end(bench_database: str, tmp_path: Path) -> None:
     output = tmp_path / "RESULTS.md"
     env = {**os.environ, "DATABASE_URL": bench_database}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -15,6 +16,9 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+
+from service.cli import admin_command, database_in_use
+from service.config import Settings
 
 COMMAND = [sys.executable, "-m", "service"]
 
@@ -63,6 +67,8 @@ def _wait_ready(base: str, server: subprocess.Popen[str]) -> None:
     raise AssertionError("the service did not become ready")
 
 
+@pytest.mark.slow
+@pytest.mark.own_server
 def test_admin_commands_work_without_a_running_service(tmp_path: Path) -> None:
     env = _environment(tmp_path / "data")
     created = _admin(
@@ -88,7 +94,53 @@ def test_admin_commands_work_without_a_running_service(tmp_path: Path) -> None:
         check=False,
     )
     assert duplicate.returncode == 2
-    assert json.loads(duplicate.stderr)["error"] == "program_exists"
+    using, refusal = duplicate.stderr.splitlines()
+    # Every admin command says which database it used: without COMMISSIONS_DATA_DIR it
+    # would quietly be a new, empty one in the default place.
+    where = f"the embedded PostgreSQL in {tmp_path / 'data'} (COMMISSIONS_DATA_DIR)"
+    assert using == f"commissions: using {where}"
+    assert json.loads(refusal)["error"] == "program_exists"
+
+    # A program that is not in this database: the refusal names the database.
+    for args in (
+        ["key", "create", "--program", "acne", "--scope", "read"],
+        ["webhook-secret", "list", "--program", "acne"],
+    ):
+        missing = subprocess.run(
+            [*COMMAND, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert missing.returncode == 2, args
+        assert missing.stdout == ""
+        assert missing.stderr.splitlines() == [
+            f"commissions: using {where}",
+            json.dumps(
+                {
+                    "error": "program_not_found",
+                    "detail": f"program 'acne' does not exist in {where}",
+                }
+            ),
+        ]
+
+
+def test_a_database_url_is_named_without_its_password() -> None:
+    settings = Settings(DATABASE_URL="postgresql://app:s3cret@db.internal:5433/commissions")
+    assert database_in_use(settings) == (
+        "the database postgresql://app:***@db.internal:5433/commissions (DATABASE_URL)"
+    )
+
+
+def test_the_banner_command_falls_back_to_the_interpreter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An interpreter with no `commissions` script beside it (say, a system Python with the
+    # package on PYTHONPATH): the command runs the package as a module.
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "my python" / "python3"))
+    monkeypatch.delenv("COMMISSIONS_DATA_DIR", raising=False)
+    assert admin_command() == f"'{tmp_path}/my python/python3' -m service"
+    monkeypatch.setenv("COMMISSIONS_DATA_DIR", "/srv/data dir")
+    assert admin_command() == (
+        f"COMMISSIONS_DATA_DIR='/srv/data dir' '{tmp_path}/my python/python3' -m service"
+    )
 
 
 def _serve(env: dict[str, str], port: int) -> subprocess.Popen[str]:
@@ -101,6 +153,8 @@ def _serve(env: dict[str, str], port: int) -> subprocess.Popen[str]:
     )
 
 
+@pytest.mark.slow
+@pytest.mark.own_server
 def test_a_service_killed_hard_leaves_a_server_the_next_one_stops(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     env = _environment(data_dir)
@@ -121,6 +175,8 @@ def test_a_service_killed_hard_leaves_a_server_the_next_one_stops(tmp_path: Path
     assert _postgres_processes(data_dir) == []
 
 
+@pytest.mark.slow
+@pytest.mark.own_server
 @pytest.mark.parametrize(
     ("stop_signal", "workers"), [(signal.SIGTERM, 1), (signal.SIGINT, 1), (signal.SIGTERM, 2)]
 )
@@ -139,8 +195,30 @@ def test_serve_on_embedded_postgres_then_stop(
         text=True,
     )
     try:
+        assert server.stderr is not None
+        banner_lines: list[str] = []
+        while not banner_lines or not banner_lines[-1].startswith("  API docs:"):
+            line = server.stderr.readline()
+            assert line, "".join(banner_lines)
+            banner_lines.append(line)
         _wait_ready(base, server)
-        created = _admin(env, "program", "create", "acme", "--currency", "USD")
+        # The banner's command works as printed, from a shell where neither the virtualenv
+        # is on PATH nor COMMISSIONS_DATA_DIR is set.
+        (printed,) = [line.strip() for line in banner_lines if " program create acme" in line]
+        assert printed.endswith(" program create acme --currency USD")
+        shell_env = {k: v for k, v in env.items() if k != "COMMISSIONS_DATA_DIR"}
+        shell_env["PATH"] = "/usr/bin:/bin"
+        done = subprocess.run(
+            ["/bin/sh", "-c", printed],
+            env=shell_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, (printed, done.stderr)
+        assert shlex.split(printed)[0] == f"COMMISSIONS_DATA_DIR={data_dir}"
+        created = json.loads(done.stdout)
         admin_key = str(created["api_key"])
         reader = _admin(env, "key", "create", "--program", "acme", "--scope", "read")
         read_key = str(reader["api_key"])
@@ -170,10 +248,9 @@ def test_serve_on_embedded_postgres_then_stop(
             if server.poll() is None:
                 server.kill()
     assert server.stderr is not None
-    with server.stderr:
-        banner = server.stderr.read()
+    server.stderr.close()
+    banner = "".join(banner_lines)
     assert str(data_dir) in banner
-    assert "commissions program create" in banner
     deadline = time.monotonic() + 10
     while _postgres_processes(data_dir) and time.monotonic() < deadline:
         time.sleep(0.2)

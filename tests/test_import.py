@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -140,6 +141,7 @@ async def test_import_applies_counts_and_resumes(
     )
 
 
+@pytest.mark.slow
 def test_import_command(
     database_url: str, live_program: Program, tmp_path: Path, live_client: httpx.AsyncClient
 ) -> None:
@@ -173,7 +175,13 @@ def test_import_command(
         check=False,
     )
     assert missing.returncode == 2
-    assert json.loads(missing.stderr)["error"] == "program_not_found"
+    where = f"the database {make_url(database_url).render_as_string()} (DATABASE_URL)"
+    using, refusal = missing.stderr.splitlines()
+    assert using == f"commissions: using {where}"
+    assert json.loads(refusal) == {
+        "error": "program_not_found",
+        "detail": f"program 'no-such-program' does not exist in {where}",
+    }
 
 
 async def test_import_refreshes_statistics_as_the_tables_double(
@@ -332,6 +340,7 @@ async def test_parallel_import_equals_one_batch_at_a_time(
     assert len(ledger["volumes"]) == 31
 
 
+@pytest.mark.slow
 async def test_import_by_worker_processes_equals_one_batch_at_a_time(
     engine: AsyncEngine,
     database_url: str,

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.api.flows import put_plan
 from tests.conftest import Program
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.slow
 
 PLAN = {"product": {"personal_rate": "0.10", "level_rates": ["0.05"]}}
 BATCH = 200

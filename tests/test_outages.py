@@ -90,7 +90,7 @@ def _postmaster_pid(data_dir: Path) -> int:
     return int((data_dir / "pgdata" / "postmaster.pid").read_text().splitlines()[0])
 
 
-@pytest.mark.e2e
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_the_embedded_server_killed_under_load_comes_back(tmp_path: Path, workers: int) -> None:
     """kill -9 of the embedded postmaster while sales arrive: each answer is 201 or 503
@@ -214,7 +214,7 @@ def _start_again(server: Any) -> None:
         server.ensure_postgres_running()
 
 
-@pytest.mark.e2e
+@pytest.mark.slow
 async def test_a_database_of_ones_own_stopped_and_started_again(tmp_path: Path) -> None:
     """A server given by DATABASE_URL is its owner's to run: while it is down every request
     answers 503 `database_unavailable`, and once it is back the very next request succeeds

@@ -117,6 +117,7 @@ async def check_team_stats(
         ], (root, period)
 
 
+@pytest.mark.slow
 async def test_labels_follow_enrolments_relabelling_and_moves(
     connection: AsyncConnection,
     client: httpx.AsyncClient,
