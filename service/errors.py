@@ -218,3 +218,22 @@ class SecretNotFound(NotFound):
 class DuplicateKey(Unprocessable):
     code = "duplicate_key"
     title = "A JSON object holds the same key twice"
+
+
+class MethodNotAllowed(ServiceError):
+    status = 405
+    code = "method_not_allowed"
+    title = "The path does not take this method"
+
+
+class RetryLater(ServiceError):
+    status = 503
+    code = "retry_later"
+    title = "Rolled back by a concurrent request"
+    headers: ClassVar[dict[str, str]] = {"Retry-After": "1"}
+
+
+class DatabaseUnavailable(ServiceError):
+    status = 503
+    code = "database_unavailable"
+    title = "The database does not answer"

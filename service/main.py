@@ -57,12 +57,16 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         app.state.engine = engine
         app.state.sessionmaker = sessionmaker_for(engine)
     problems.install(app)
-    app.include_router(health.router)
-    app.include_router(members.router)
-    app.include_router(plans.router)
-    app.include_router(sales.router)
-    app.include_router(reports.router)
-    app.include_router(events.router)
+    routers = (
+        health.router,
+        members.router,
+        plans.router,
+        sales.router,
+        reports.router,
+        events.router,
+    )
+    for router in routers:
+        app.include_router(router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -70,6 +74,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
                 title=app.title, version=app.version, summary=app.summary, routes=app.routes
             )
             events.document(schema)
+            problems.document(schema, [route for router in routers for route in router.routes])
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -6,7 +6,8 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from service.api.problems import problem_response
+from service.api.problems import problem_response, problem_responses
+from service.errors import DatabaseUnavailable
 
 router = APIRouter(tags=["operations"])
 
@@ -17,7 +18,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "The database does not answer"}})
+@router.get("/readyz", responses=problem_responses(DatabaseUnavailable))
 async def readyz(request: Request) -> Response:
     """The database answers."""
     try:
