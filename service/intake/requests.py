@@ -30,6 +30,9 @@ ObjectId = Annotated[
 ]
 MemberName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Status = Literal["active", "inactive", "terminated"]
+MONEY_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
+"""The text of an amount (service.domain.money reads it, and refuses anything else with
+`invalid_amount`, so the pattern is documented rather than checked twice)."""
 MoneyText = Annotated[
     str,
     StringConstraints(max_length=64),
@@ -37,7 +40,7 @@ MoneyText = Annotated[
         description='money in major units as a string, e.g. "19.99": at most 15 integer digits'
         " and no more decimals than the currency has (refused with 422 `invalid_amount`)",
         examples=["100.00"],
-        json_schema_extra={"pattern": r"^[0-9]+(\.[0-9]+)?$"},
+        json_schema_extra={"pattern": MONEY_PATTERN},
     ),
 ]
 Category = Annotated[
@@ -75,14 +78,16 @@ def _within_calendar(value: datetime) -> datetime:
     return value
 
 
+INSTANT_YEAR_PATTERN = "^(19(69|[7-9][0-9])|[2-9][0-9]{3})-"
+"""The year an instant is written with: 1969 (an offset behind UTC may put 1970's first
+instants there) to 9999."""
 Instant = Annotated[
     Timestamp,
     AfterValidator(_within_calendar),
     Field(
         description="an RFC 3339 date-time with its offset, from 1970-01-01T00:00:00Z to"
         " before 9999-12-01T00:00:00Z (the calendar the periods cover)",
-        # The year as written: an offset may put the first instants in 1969.
-        json_schema_extra={"pattern": "^(19(69|[7-9][0-9])|[2-9][0-9]{3})-"},
+        json_schema_extra={"pattern": INSTANT_YEAR_PATTERN},
     ),
 ]
 """An instant with its timezone, inside the calendar the periods cover."""
