@@ -15,6 +15,7 @@ from service.errors import BatchTooLarge, ProgramNotFound
 from service.intake import events
 from service.intake.events import MAX_BATCH, Event, EventBatch
 from service.intake.payloads import parse_json
+from service.services.programs import PROGRAM_ID
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -73,7 +74,11 @@ async def post_events(
     session: SessionDep,
     program: Annotated[
         str | None,
-        Query(max_length=63, description="the program, for requests signed with a webhook secret"),
+        Query(
+            max_length=63,
+            description="the program, for requests signed with a webhook secret",
+            json_schema_extra={"pattern": f"^{PROGRAM_ID.pattern}$"},
+        ),
     ] = None,
 ) -> Response:
     """Apply `{"id", "type", "occurred_at", "data"}` or `{"events": [...]}` (up to 1,000).

@@ -25,9 +25,8 @@ async def readyz(request: Request) -> Response:
         async with request.app.state.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
     except Exception as error:  # any failure to reach the database means not ready
-        return problem_response(
-            503, "database_unavailable", "Not ready", str(error) or type(error).__name__
-        )
+        unavailable = DatabaseUnavailable(str(error) or type(error).__name__)
+        return problem_response(503, unavailable.code, unavailable.title, unavailable.detail)
     return Response('{"status":"ready"}', media_type="application/json")
 
 
