@@ -11,7 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service import __doc__ as summary
-from service.api import events, health, members, plans, problems, reports, sales
+from service.api import document, events, health, members, plans, problems, reports, sales
 from service.api.middleware import BodyLimit, RequestContext
 from service.config import Settings
 from service.db.engine import open_database
@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
                 title=app.title, version=app.version, summary=app.summary, routes=app.routes
             )
             events.document(schema)
-            problems.document(schema, [route for router in routers for route in router.routes])
+            document.add_problems(schema, [route for router in routers for route in router.routes])
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -1,39 +1,21 @@
-"""Every error leaves as application/problem+json (RFC 9457) with a stable `code`, and the
-OpenAPI document says, for every operation, each status it can answer and the codes each
-status carries."""
+"""Every error leaves as application/problem+json (RFC 9457) with a stable `code`."""
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import BaseRoute, compile_path
+from starlette.routing import compile_path
 
-from service.api.deps import get_db_session
-from service.api.schemas import Problem
-from service.errors import (
-    DatabaseUnavailable,
-    DuplicateKey,
-    Forbidden,
-    MalformedRequest,
-    MethodNotAllowed,
-    NotFound,
-    PayloadTooLarge,
-    RetryLater,
-    ServiceError,
-    Unauthorized,
-    ValidationFailed,
-    problem_body,
-)
+from service.errors import MethodNotAllowed, NotFound, RetryLater, ServiceError, problem_body
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -46,32 +28,20 @@ _DESCRIPTIONS = {
     409: "Conflicts with what exists",
     413: "Too large",
     422: "Not valid, or refers to something unknown",
-    503: "Nothing was written: send it again",
+    503: "Nothing was written: send it again later",
 }
 _HEADERS = {
     "WWW-Authenticate": "The scheme to authenticate with: `Bearer`",
     "Retry-After": "Seconds to wait before sending the request again",
 }
 
-AUTHENTICATED: tuple[type[ServiceError], ...] = (Unauthorized, Forbidden)
-"""What a route that needs an API key can answer."""
-JSON_BODY: tuple[type[ServiceError], ...] = (
-    MalformedRequest,
-    PayloadTooLarge,
-    DuplicateKey,
-    ValidationFailed,
-)
-"""What a route that reads a JSON body can answer (service.intake.payloads reads it)."""
-DATABASE: tuple[type[ServiceError], ...] = (RetryLater, DatabaseUnavailable)
-"""What a route that touches the database can answer."""
-
 log = structlog.get_logger("service.errors")
 
 
 def problem_responses(*problems: type[ServiceError]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the problems a route can answer: one per status, sent as
-    application/problem+json, naming the `code`s it carries. `document` adds those that
-    every route of its kind can answer (credentials, body, database)."""
+    application/problem+json, naming the `code`s it carries. `service.api.document` adds
+    those that every route of its kind can answer (credentials, body, database)."""
     by_status: dict[int, dict[str, type[ServiceError]]] = {}
     for problem in problems:
         by_status.setdefault(problem.status, {})[problem.code] = problem
@@ -109,80 +79,6 @@ def _problem_entry(status: int, problems: Sequence[type[ServiceError]]) -> dict[
             for name in headers
         }
     return entry
-
-
-def _known_problems() -> dict[str, type[ServiceError]]:
-    """Every problem class, by its code (a code names one class)."""
-    found: dict[str, type[ServiceError]] = {}
-    pending: list[type[ServiceError]] = [ServiceError]
-    while pending:
-        problem = pending.pop()
-        if found.setdefault(problem.code, problem) is not problem:
-            raise TypeError(f"two problems have the code {problem.code!r}")
-        pending.extend(problem.__subclasses__())
-    return found
-
-
-def _touches_database(route: APIRoute) -> bool:
-    pending = list(route.dependant.dependencies)
-    while pending:
-        dependency = pending.pop()
-        if dependency.call is get_db_session:
-            return True
-        pending.extend(dependency.dependencies)
-    return False
-
-
-def _implied(route: APIRoute, operation: dict[str, Any]) -> Iterable[type[ServiceError]]:
-    """What an operation can answer by its kind alone."""
-    if operation.get("security"):
-        yield from AUTHENTICATED
-    if "requestBody" in operation:
-        yield from JSON_BODY
-    if operation.get("parameters"):
-        yield ValidationFailed
-    if _touches_database(route):
-        yield from DATABASE
-
-
-def _declared(
-    responses: dict[str, Any], known: dict[str, type[ServiceError]]
-) -> Iterable[type[ServiceError]]:
-    for entry in responses.values():
-        media = entry.get("content", {}).get(PROBLEM_JSON)
-        if media is not None:
-            for code in media["schema"]["properties"]["code"]["enum"]:
-                yield known[code]
-
-
-def document(schema: dict[str, Any], routes: Iterable[BaseRoute]) -> None:
-    """Give every operation the problems of its kind besides those its route declares, each
-    status once with all its codes, in place of FastAPI's own 422 (sent as JSON, which the
-    service never sends); and describe the problem body once."""
-    known = _known_problems()
-    for route in routes:
-        if not isinstance(route, APIRoute) or not route.include_in_schema:
-            continue
-        for method in route.methods or ():
-            operation = schema["paths"][route.path_format][method.lower()]
-            responses = operation["responses"]
-            problems = [*_declared(responses, known), *_implied(route, operation)]
-            kept = {
-                status: entry
-                for status, entry in responses.items()
-                if not (status == "422" or PROBLEM_JSON in entry.get("content", {}))
-            }
-            kept.update(
-                (str(status), entry) for status, entry in problem_responses(*problems).items()
-            )
-            operation["responses"] = dict(sorted(kept.items()))
-    components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for unused in ("HTTPValidationError", "ValidationError"):
-        components.pop(unused, None)
-    problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-    components.update(problem.pop("$defs", {}))
-    components["Problem"] = problem
-    schema["components"]["schemas"] = dict(sorted(components.items()))
 
 
 def problem_response(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
