@@ -240,3 +240,16 @@ class DatabaseUnavailable(ServiceError):
         **extra: Any,
     ) -> None:
         super().__init__(detail, **extra)
+
+
+class MethodNotAllowed(ServiceError):
+    status = 405
+    code = "method_not_allowed"
+    title = "The path does not take this method"
+
+
+class RetryLater(ServiceError):
+    status = 503
+    code = "retry_later"
+    title = "Rolled back by a concurrent request"
+    headers: ClassVar[dict[str, str]] = {"Retry-After": "1"}

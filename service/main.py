@@ -11,7 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service import __doc__ as summary
-from service.api import events, health, members, plans, problems, reports, sales
+from service.api import document, events, health, members, plans, problems, reports, sales
 from service.api.middleware import BodyLimit, RequestContext
 from service.config import Settings
 from service.db.engine import open_database
@@ -58,12 +58,16 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         app.state.engine = engine
         app.state.sessionmaker = sessionmaker_for(engine)
     problems.install(app)
-    app.include_router(health.router)
-    app.include_router(members.router)
-    app.include_router(plans.router)
-    app.include_router(sales.router)
-    app.include_router(reports.router)
-    app.include_router(events.router)
+    routers = (
+        health.router,
+        members.router,
+        plans.router,
+        sales.router,
+        reports.router,
+        events.router,
+    )
+    for router in routers:
+        app.include_router(router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -71,6 +75,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
                 title=app.title, version=app.version, summary=app.summary, routes=app.routes
             )
             events.document(schema)
+            document.add_problems(schema, [route for router in routers for route in router.routes])
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -2,50 +2,71 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, Field, JsonValue, TypeAdapter
 
 from service.api.deps import SessionDep, event_sender
 from service.api.problems import problem_response, problem_responses
-from service.errors import BatchTooLarge
+from service.api.schemas import FieldError
+from service.errors import BatchTooLarge, ProgramNotFound
 from service.intake import events
 from service.intake.events import MAX_BATCH, Event, EventBatch
 from service.intake.payloads import parse_json
+from service.services.programs import PROGRAM_ID
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
 
-class EventResult(BaseModel):
-    """One event's outcome: `body` is what the matching REST call answered; a refusal has
-    `code` and `detail` instead, and nothing of it was written."""
+class EventApplied(BaseModel):
+    """An applied event: `body` is what the matching REST call answered, and `status` its
+    status (201 created, 200 changed or found as it was)."""
+
+    id: str
+    status: Literal[200, 201]
+    duplicate: bool = Field(description="applied before: this is what the first delivery got")
+    body: dict[str, Any]
+
+
+_REFUSAL_STATUSES: list[JsonValue] = [
+    status for status in sorted({refusal.status for refusal in events.REFUSALS})
+]
+_REFUSAL_CODES: list[JsonValue] = [
+    code for code in sorted({refusal.code for refusal in events.REFUSALS})
+]
+
+
+class EventRefused(BaseModel):
+    """A refused event: nothing of it was written. `id` is null when the event had none."""
 
     id: str | None
-    status: int
-    duplicate: bool | None = None
-    body: dict[str, Any] | None = None
-    code: str | None = None
-    detail: str | None = None
-    errors: list[dict[str, Any]] | None = None
+    status: int = Field(json_schema_extra={"enum": _REFUSAL_STATUSES})
+    code: str = Field(json_schema_extra={"enum": _REFUSAL_CODES})
+    detail: str
+    errors: list[FieldError] | None = Field(
+        default=None, description="validation_error: every field that was not valid"
+    )
 
 
 class BatchResults(BaseModel):
-    results: list[EventResult]
+    """One result per event of the batch, in order."""
+
+    results: list[EventApplied | EventRefused]
 
 
 @router.post(
     "/events",
-    response_model=EventResult,
+    status_code=201,
     responses={
-        201: {"model": EventResult, "description": "A single event was applied"},
+        201: {"model": EventApplied, "description": "A single event created what it names"},
         200: {
-            "model": BatchResults,
-            "description": "A batch: one result per event, in order (or a single event "
-            "applied before, or one that changed nothing)",
+            "model": BatchResults | EventApplied,
+            "description": "A batch: one result per event, in order; or a single event that "
+            "changed a member, or was applied before, or found what it names as it was",
         },
-        **problem_responses(400, 401, 403, 404, 409, 413, 422, 503),
+        **problem_responses(ProgramNotFound, BatchTooLarge, *events.REFUSALS),
     },
 )
 async def post_events(
@@ -53,7 +74,11 @@ async def post_events(
     session: SessionDep,
     program: Annotated[
         str | None,
-        Query(max_length=63, description="the program, for requests signed with a webhook secret"),
+        Query(
+            max_length=63,
+            description="the program, for requests signed with a webhook secret",
+            json_schema_extra={"pattern": f"^{PROGRAM_ID.pattern}$"},
+        ),
     ] = None,
 ) -> Response:
     """Apply `{"id", "type", "occurred_at", "data"}` or `{"events": [...]}` (up to 1,000).
@@ -86,8 +111,8 @@ async def post_events(
 
 
 def document(schema: dict[str, Any]) -> None:
-    """Describe the request body in the OpenAPI document (the route reads it raw, since a
-    signature is over the exact bytes)."""
+    """Describe the request body and the two ways to authenticate in the OpenAPI document
+    (the route reads the body raw, since a signature is over the exact bytes)."""
     adapter: TypeAdapter[Any] = TypeAdapter(Event | EventBatch)
     body = adapter.json_schema(ref_template="#/components/schemas/{model}")
     components = schema.setdefault("components", {}).setdefault("schemas", {})
@@ -98,3 +123,13 @@ def document(schema: dict[str, Any]) -> None:
         "required": True,
         "content": {"application/json": {"schema": body}},
     }
+    schemes = schema["components"].setdefault("securitySchemes", {})
+    schemes["WebhookSignature"] = {
+        "type": "apiKey",
+        "in": "header",
+        "name": "webhook-signature",
+        "description": "A Standard Webhooks signature made with one of the program's "
+        "active secrets, with the `webhook-id` and `webhook-timestamp` headers (5 minutes "
+        "either way); the program is named by `?program=`.",
+    }
+    operation["security"] = [{"HTTPBearer": []}, {"WebhookSignature": []}]

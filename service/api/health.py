@@ -7,8 +7,7 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from service.api.problems import problem_response
-from service.api.schemas import Problem
+from service.api.problems import problem_response, problem_responses
 from service.errors import DatabaseUnavailable
 
 log = structlog.get_logger("service.health")
@@ -24,10 +23,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get(
-    "/readyz",
-    responses={503: {"model": Problem, "description": "The database does not answer"}},
-)
+@router.get("/readyz", responses=problem_responses(DatabaseUnavailable))
 async def readyz(request: Request) -> Response:
     """Readiness: the database answers. 503 `database_unavailable` while it does not (take
     the instance out of a load balancer's rotation; do not restart it)."""

@@ -22,16 +22,12 @@ from service.api.schemas import (
     page_response,
     relative_json,
 )
+from service.errors import IdempotencyConflict, InvalidCursor, MemberNotFound
 from service.intake.requests import EnrollRequest, MemberId, MoveRequest, UpdateMemberRequest
 from service.intake.writes import Enrol, MoveMember, UpdateMember
 from service.services import members
 
-router = APIRouter(
-    prefix="/v1/members",
-    tags=["members"],
-    responses=problem_responses(401, 403),
-    route_class=StrictJSONRoute,
-)
+router = APIRouter(prefix="/v1/members", tags=["members"], route_class=StrictJSONRoute)
 
 MemberPath = Annotated[MemberId, Path(description="the member's id")]
 UPLINE_LEVELS_BOUND = 10_000_000
@@ -44,7 +40,7 @@ UPLINE_LEVELS_BOUND = 10_000_000
     response_model=Member,
     responses={
         200: {"description": "The same enrolment was posted before", "model": Member},
-        **problem_responses(409, 422),
+        **problem_responses(*Enrol.refusals, IdempotencyConflict),
     },
 )
 async def enroll_member(
@@ -54,7 +50,7 @@ async def enroll_member(
     return await write_response(session, caller, Enrol(body), idempotency_key)
 
 
-@router.get("/{member_id}", responses=problem_responses(404))
+@router.get("/{member_id}", responses=problem_responses(MemberNotFound))
 async def get_member(member_id: MemberPath, session: SessionDep, caller: Reader) -> MemberDetail:
     """The member, with the number of direct recruits and the size of the whole downline."""
     found = await members.get_with_team(session, caller.program_id, member_id)
@@ -65,7 +61,11 @@ async def get_member(member_id: MemberPath, session: SessionDep, caller: Reader)
     )
 
 
-@router.patch("/{member_id}", response_model=Member, responses=problem_responses(404, 409, 422))
+@router.patch(
+    "/{member_id}",
+    response_model=Member,
+    responses=problem_responses(*UpdateMember.refusals, IdempotencyConflict),
+)
 async def update_member(
     member_id: MemberPath,
     body: UpdateMemberRequest,
@@ -77,7 +77,11 @@ async def update_member(
     return await write_response(session, caller, UpdateMember(member_id, body), idempotency_key)
 
 
-@router.post("/{member_id}/move", response_model=Member, responses=problem_responses(404, 409, 422))
+@router.post(
+    "/{member_id}/move",
+    response_model=Member,
+    responses=problem_responses(*MoveMember.refusals, IdempotencyConflict),
+)
 async def move_member(
     member_id: MemberPath,
     body: MoveRequest,
@@ -90,7 +94,9 @@ async def move_member(
 
 
 @router.get(
-    "/{member_id}/upline", response_model=ListPage[Relative], responses=problem_responses(404, 422)
+    "/{member_id}/upline",
+    response_model=ListPage[Relative],
+    responses=problem_responses(MemberNotFound, InvalidCursor),
 )
 async def get_upline(
     member_id: MemberPath,
@@ -124,7 +130,7 @@ async def get_upline(
 @router.get(
     "/{member_id}/downline",
     response_model=ListPage[Relative],
-    responses=problem_responses(404, 422),
+    responses=problem_responses(MemberNotFound, InvalidCursor),
 )
 async def get_downline(
     member_id: MemberPath,
@@ -161,7 +167,7 @@ async def get_downline(
     return page_response([relative_json(r) for r in page.items], next_cursor)
 
 
-@router.get("/{member_id}/moves", responses=problem_responses(404, 422))
+@router.get("/{member_id}/moves", responses=problem_responses(MemberNotFound, InvalidCursor))
 async def get_moves(
     member_id: MemberPath,
     session: SessionDep,

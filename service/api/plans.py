@@ -13,21 +13,20 @@ from service.api.pagination import decode_cursor, encode_cursor, whole_number
 from service.api.problems import problem_responses
 from service.api.routing import StrictJSONRoute
 from service.api.schemas import Cursor, ListPage
+from service.domain.plan import MAX_CATEGORIES
+from service.errors import InvalidCursor, InvalidPlan, PlanVersionNotFound
 from service.intake.requests import Instant, Request
 from service.services import plans
 from service.services.plans import PlanVersion
 
-router = APIRouter(
-    prefix="/v1/plan",
-    tags=["plan"],
-    responses=problem_responses(401, 403),
-    route_class=StrictJSONRoute,
-)
+router = APIRouter(prefix="/v1/plan", tags=["plan"], route_class=StrictJSONRoute)
 
 RateText = Annotated[
     str,
     StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?$", max_length=20),
-    Field(description="a decimal string in [0, 1]", examples=["0.05"]),
+    Field(
+        description="a decimal string in [0, 1] with at most 6 decimal places", examples=["0.05"]
+    ),
 ]
 MoneyText = Annotated[
     str,
@@ -49,7 +48,14 @@ class ActivityRule(Request):
 
 
 class PlanRules(Request):
-    categories: dict[str, CategoryRates] = Field(description="rates per sale category")
+    categories: dict[str, CategoryRates] = Field(
+        description="rates per sale category (refused with 422 `invalid_plan` otherwise)",
+        json_schema_extra={
+            "minProperties": 1,
+            "maxProperties": MAX_CATEGORIES,
+            "propertyNames": {"pattern": "^[a-z][a-z0-9_]{0,39}$"},
+        },
+    )
     compression: Literal["none", "dynamic"] = "none"
     activity: ActivityRule | None = None
     max_payout_ratio: RateText | None = None
@@ -85,7 +91,10 @@ class PlanVersionOut(BaseModel):
 @router.put(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses={200: {"description": "The same version was added before"}, **problem_responses(422)},
+    responses={
+        200: {"description": "The same version was added before", "model": PlanVersionOut},
+        **problem_responses(InvalidPlan),
+    },
 )
 async def put_plan(
     body: PlanVersionRequest, session: SessionDep, caller: Admin, response: Response
@@ -103,7 +112,7 @@ async def put_plan(
     return PlanVersionOut.of(version)
 
 
-@router.get("", responses=problem_responses(404))
+@router.get("", responses=problem_responses(PlanVersionNotFound))
 async def get_plan(
     session: SessionDep,
     caller: Reader,
@@ -116,7 +125,7 @@ async def get_plan(
     return PlanVersionOut.of(version)
 
 
-@router.get("/versions", responses=problem_responses(422))
+@router.get("/versions", responses=problem_responses(InvalidCursor))
 async def get_plan_versions(
     session: SessionDep,
     caller: Reader,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import re
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -12,30 +15,80 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
-from service.api.schemas import Problem
 from service.db import failures
-from service.errors import DatabaseUnavailable, ServiceError, problem_body
+from service.errors import (
+    DatabaseUnavailable,
+    MethodNotAllowed,
+    NotFound,
+    RetryLater,
+    ServiceError,
+    problem_body,
+)
 
 PROBLEM_JSON = "application/problem+json"
 
 _DESCRIPTIONS = {
     400: "Malformed request",
-    401: "Missing or invalid API key",
+    401: "Missing or invalid credentials",
     403: "The key lacks the scope",
     404: "Not found in this program",
+    405: "The path does not take this method",
     409: "Conflicts with what exists",
-    413: "Body too large",
+    413: "Too large",
     422: "Not valid, or refers to something unknown",
-    503: "Rolled back by a concurrent request: nothing was written, send it again",
+    503: "Nothing was written: send it again later",
+}
+_HEADERS = {
+    "WWW-Authenticate": "The scheme to authenticate with: `Bearer`",
+    "Retry-After": "Seconds to wait before sending the request again",
 }
 
 log = structlog.get_logger("service.errors")
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries so each route documents the problems it can answer."""
-    return {status: {"model": Problem, "description": _DESCRIPTIONS[status]} for status in statuses}
+def problem_responses(*problems: type[ServiceError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the problems a route can answer: one per status, sent as
+    application/problem+json, naming the `code`s it carries. `service.api.document` adds
+    those that every route of its kind can answer (credentials, body, database)."""
+    by_status: dict[int, dict[str, type[ServiceError]]] = {}
+    for problem in problems:
+        by_status.setdefault(problem.status, {})[problem.code] = problem
+    return {
+        status: _problem_entry(status, list(found.values()))
+        for status, found in sorted(by_status.items())
+    }
+
+
+def _problem_entry(status: int, problems: Sequence[type[ServiceError]]) -> dict[str, Any]:
+    ordered = sorted(problems, key=lambda problem: problem.code)
+    codes = "\n".join(f"* `{problem.code}`: {problem.title}" for problem in ordered)
+    entry: dict[str, Any] = {
+        "description": f"{_DESCRIPTIONS[status]}. `code` is one of:\n{codes}",
+        "content": {
+            PROBLEM_JSON: {
+                "schema": {
+                    "allOf": [{"$ref": "#/components/schemas/Problem"}],
+                    "properties": {
+                        "status": {"const": status},
+                        "code": {"enum": [problem.code for problem in ordered]},
+                    },
+                }
+            }
+        },
+    }
+    headers = sorted({name for problem in ordered for name in problem.headers})
+    if headers:
+        entry["headers"] = {
+            name: {
+                "description": _HEADERS[name],
+                "required": all(name in problem.headers for problem in ordered),
+                "schema": {"type": "string"},
+            }
+            for name in headers
+        }
+    return entry
 
 
 def problem_response(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
@@ -85,12 +138,36 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
-    codes = {404: "not_found", 405: "method_not_allowed"}
+    if error.status_code == 405:
+        allowed = _allowed_methods(request)
+        refusal: ServiceError = MethodNotAllowed(
+            f"{request.method} is not allowed here; allowed: {', '.join(allowed)}"
+        )
+        response = JSONResponse(refusal.problem(), status_code=405, media_type=PROBLEM_JSON)
+        response.headers["Allow"] = ", ".join(allowed)
+        return response
+    codes = {404: NotFound.code}
     code = codes.get(error.status_code, f"http_{error.status_code}")
     response = problem_response(error.status_code, code, str(error.detail), str(error.detail))
     if error.headers:
         response.headers.update(error.headers)
     return response
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method the document lists for the request's path (Starlette's own 405 names
+    only those of the first route it matched, and a path has a route per method)."""
+    allowed: set[str] = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        if _path_pattern(template).match(request.url.path):
+            allowed.update(method.upper() for method in operations)
+    return sorted(allowed)
+
+
+@functools.cache
+def _path_pattern(template: str) -> re.Pattern[str]:
+    pattern, _, _ = compile_path(template)
+    return pattern
 
 
 async def _database_error(request: Request, error: Exception) -> JSONResponse:
@@ -100,14 +177,12 @@ async def _database_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, DBAPIError)
     if failures.retryable(error):
         log.warning("transaction rolled back by the database", path=request.url.path)
-        response = problem_response(
-            503,
-            "retry_later",
-            "Rolled back by a concurrent request",
-            "a concurrent request held what this one needed; nothing was written: send it again",
+        return await _service_error(
+            request,
+            RetryLater(
+                "a concurrent request held what this one needed; nothing was written: send it again"
+            ),
         )
-        response.headers["Retry-After"] = "1"
-        return response
     if failures.unavailable(error):
         return _unavailable(request, error)
     return await _unexpected(request, error)

@@ -16,15 +16,23 @@ from service.api.schemas import Cursor, ListPage
 from service.db.sales import LineRow
 from service.domain.money import format_money, format_rate
 from service.domain.periods import PeriodError, parse_period
-from service.errors import InvalidPeriod
+from service.errors import InvalidCursor, InvalidPeriod, MemberNotFound
 from service.intake.requests import MemberId
 from service.services import reports
 
-router = APIRouter(prefix="/v1/members", tags=["reports"], responses=problem_responses(401, 403))
+router = APIRouter(prefix="/v1/members", tags=["reports"])
 
 MemberPath = Annotated[MemberId, Path(description="the member's id")]
+PERIOD_PATTERN = "^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])$"
+"""YYYY-MM from 1970-01 to 9999-12: what `parse_period` takes (it answers `invalid_period`
+for anything else, so the pattern is documented rather than checked twice)."""
 PeriodText = Annotated[
-    str, Query(description="a calendar month in the program's timezone", examples=["2026-11"])
+    str,
+    Query(
+        description="a calendar month YYYY-MM in the program's timezone, 1970-01 to 9999-12",
+        examples=["2026-11"],
+        json_schema_extra={"pattern": PERIOD_PATTERN},
+    ),
 ]
 
 
@@ -114,7 +122,7 @@ def _period(text: str) -> str:
         raise InvalidPeriod(str(error)) from error
 
 
-@router.get("/{member_id}/overrides", responses=problem_responses(404, 422))
+@router.get("/{member_id}/overrides", responses=problem_responses(MemberNotFound, InvalidPeriod))
 async def get_overrides(
     member_id: MemberPath, session: SessionDep, caller: Reader, period: PeriodText
 ) -> OverridesOut:
@@ -146,13 +154,21 @@ async def get_overrides(
     )
 
 
-@router.get("/{member_id}/commissions", responses=problem_responses(404, 422))
+@router.get(
+    "/{member_id}/commissions",
+    responses=problem_responses(MemberNotFound, InvalidPeriod, InvalidCursor),
+)
 async def get_commissions(
     member_id: MemberPath,
     session: SessionDep,
     caller: Reader,
     period: Annotated[
-        str | None, Query(description="only the lines booked in this month", examples=["2026-11"])
+        str | None,
+        Query(
+            description="only the lines booked in this month (YYYY-MM, 1970-01 to 9999-12)",
+            examples=["2026-11"],
+            json_schema_extra={"pattern": PERIOD_PATTERN},
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[Cursor | None, Query()] = None,
@@ -189,7 +205,7 @@ async def get_commissions(
 @router.get(
     "/{member_id}/downline/stats",
     response_model=DownlineStatsOut,
-    responses=problem_responses(404, 422),
+    responses=problem_responses(MemberNotFound, InvalidPeriod),
 )
 async def get_downline_stats(
     member_id: MemberPath, session: SessionDep, caller: Reader, period: PeriodText

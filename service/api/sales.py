@@ -15,17 +15,13 @@ from service.api.routing import StrictJSONRoute
 from service.db.sales import LineRow, RefundRow, SaleRow
 from service.domain.calculator import LevelDecision
 from service.domain.money import format_money, format_rate
+from service.errors import IdempotencyConflict, SaleNotFound
 from service.intake.answers import line_json, refund_json, sale_json
 from service.intake.requests import ObjectId, RefundRequest, SaleRequest
 from service.intake.writes import RecordSale, RefundSale
 from service.services import sales
 
-router = APIRouter(
-    prefix="/v1/sales",
-    tags=["sales"],
-    responses=problem_responses(401, 403),
-    route_class=StrictJSONRoute,
-)
+router = APIRouter(prefix="/v1/sales", tags=["sales"], route_class=StrictJSONRoute)
 
 
 class LineOut(BaseModel):
@@ -134,7 +130,7 @@ class SaleDetail(SaleWithLines):
     response_model=SaleWithLines,
     responses={
         200: {"description": "The same sale was posted before", "model": SaleWithLines},
-        **problem_responses(409, 422, 503),
+        **problem_responses(*RecordSale.refusals, IdempotencyConflict),
     },
 )
 async def post_sale(
@@ -144,7 +140,7 @@ async def post_sale(
     return await write_response(session, caller, RecordSale(body), idempotency_key)
 
 
-@router.get("/{sale_id}", responses=problem_responses(404))
+@router.get("/{sale_id}", responses=problem_responses(SaleNotFound))
 async def get_sale(
     sale_id: Annotated[ObjectId, Path()], session: SessionDep, caller: Reader
 ) -> SaleDetail:
@@ -172,7 +168,7 @@ async def get_sale(
     response_model=RefundWithLines,
     responses={
         200: {"description": "The same refund was posted before", "model": RefundWithLines},
-        **problem_responses(404, 409, 422, 503),
+        **problem_responses(*RefundSale.refusals, IdempotencyConflict),
     },
 )
 async def post_refund(

@@ -12,20 +12,37 @@ from service.db.members import MemberRow, MoveRow, RelativeRow
 from service.intake.answers import instant, member_json
 from service.intake.requests import Status
 
-Cursor = Annotated[str, StringConstraints(max_length=512)]
+Cursor = Annotated[
+    str,
+    StringConstraints(max_length=512),
+    Field(
+        description="the `next_cursor` of the previous page; any other is 422 `invalid_cursor`",
+        json_schema_extra={"minLength": 1},
+    ),
+]
 
 T = TypeVar("T")
+
+
+class FieldError(BaseModel):
+    loc: list[str] = Field(description="where: body, query, path or header, then the field")
+    msg: str
+    type: str = Field(description="what is wrong, as pydantic names it")
 
 
 class Problem(BaseModel):
     """RFC 9457 problem details; `code` is stable and meant for programs."""
 
-    type: str
-    title: str
-    status: int
-    code: str
-    detail: str
-    errors: list[dict[str, object]] | None = None
+    type: str = Field(description="https://commissions.dev/problems/ and the code")
+    title: str = Field(description="what the code means, the same for every instance")
+    status: int = Field(description="the HTTP status")
+    code: str = Field(description="stable, for programs; each response lists its own")
+    detail: str = Field(description="what was wrong with this request")
+    errors: list[FieldError] | None = Field(
+        default=None, description="validation_error: every field that was not valid"
+    )
+    field: str | None = Field(default=None, description="invalid_amount: the field refused")
+    id: str | None = Field(default=None, description="a refused event: its id, when it had one")
 
 
 class ListPage(BaseModel, Generic[T]):

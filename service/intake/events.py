@@ -23,6 +23,7 @@ from service.db import members as member_sql
 from service.db import sales as sale_sql
 from service.domain.identity import fingerprint
 from service.errors import (
+    EventConflict,
     MemberNotFound,
     SaleNotFound,
     ServiceError,
@@ -47,6 +48,7 @@ from service.intake.writes import (
     MoveMember,
     RecordSale,
     RefundSale,
+    Refusals,
     UpdateMember,
     Write,
     sale_input,
@@ -135,6 +137,28 @@ class EventBatch(BaseModel):
     )
 
 
+_AS_EVENT: dict[type[ServiceError], type[ServiceError]] = {
+    MemberNotFound: UnknownMember,
+    SaleNotFound: UnknownSale,
+}
+"""In an event, a reference to something not yet known is a 422 (the sender retries later),
+not the 404 the REST path answers."""
+
+REFUSALS: Refusals = tuple(
+    dict.fromkeys(
+        [
+            ValidationFailed,
+            EventConflict,
+            *(
+                _AS_EVENT.get(refusal, refusal)
+                for write in (Enrol, UpdateMember, MoveMember, RecordSale, RefundSale)
+                for refusal in write.refusals
+            ),
+        ]
+    )
+)
+"""What an event can be refused with, whichever its type."""
+
 EVENT_TYPES = frozenset(
     {"member.enrolled", "member.updated", "member.moved", "sale.completed", "sale.refunded"}
 )
@@ -221,14 +245,11 @@ _Parsed = tuple[int, AnyEvent, str]
 
 
 async def _as_event(apply: Callable[[], Awaitable[Outcome]]) -> Outcome:
-    """In an event, a reference to something not yet known is a 422 (the sender retries
-    later), not the 404 the REST path answers."""
+    """The refusals of an event, as `_AS_EVENT` names them."""
     try:
         return await apply()
-    except MemberNotFound as error:
-        raise UnknownMember(error.detail) from error
-    except SaleNotFound as error:
-        raise UnknownSale(error.detail) from error
+    except (MemberNotFound, SaleNotFound) as error:
+        raise _AS_EVENT[type(error)](error.detail) from error
 
 
 async def _apply_alone(

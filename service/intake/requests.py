@@ -3,6 +3,7 @@ event's `data` is the body of the matching REST call)."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -10,6 +11,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -24,14 +26,22 @@ MemberId = Annotated[
 ObjectId = Annotated[
     str,
     StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$"),
-    Field(description="chosen by the client: 1-64 characters of A-Za-z0-9._:-"),
+    Field(description="chosen by the client: 1-64 characters of A-Za-z0-9._:-", examples=["S1"]),
 ]
 MemberName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Status = Literal["active", "inactive", "terminated"]
+MONEY_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
+"""The text of an amount (service.domain.money reads it, and refuses anything else with
+`invalid_amount`, so the pattern is documented rather than checked twice)."""
 MoneyText = Annotated[
     str,
     StringConstraints(max_length=64),
-    Field(description='money in major units as a string, e.g. "19.99"', examples=["100.00"]),
+    Field(
+        description='money in major units as a string, e.g. "19.99": at most 15 integer digits'
+        " and no more decimals than the currency has (refused with 422 `invalid_amount`)",
+        examples=["100.00"],
+        json_schema_extra={"pattern": MONEY_PATTERN},
+    ),
 ]
 Category = Annotated[
     str,
@@ -43,13 +53,43 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9999, 12, 1, tzinfo=UTC)
 
 
-def _within_calendar(value: datetime) -> datetime:
-    if not EARLIEST <= value < LATEST:
-        raise ValueError("must be from 1970-01-01 to 9999-11-30")
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _rfc3339(value: Any) -> Any:
+    """An instant travels as RFC 3339 text with its offset, as the document says (`format:
+    date-time`): not a number of seconds, nor text pydantic would also read."""
+    if isinstance(value, str) and _RFC3339.fullmatch(value) is None:
+        raise ValueError("must be an RFC 3339 date-time such as 2026-11-05T10:00:00Z")
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be an RFC 3339 date-time string such as 2026-11-05T10:00:00Z")
     return value
 
 
-Instant = Annotated[AwareDatetime, AfterValidator(_within_calendar)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+"""An RFC 3339 date-time with its offset."""
+
+
+def _within_calendar(value: datetime) -> datetime:
+    if not EARLIEST <= value < LATEST:
+        raise ValueError("must be from 1970-01-01T00:00:00Z to before 9999-12-01T00:00:00Z")
+    return value
+
+
+INSTANT_YEAR_PATTERN = "^(19(69|[7-9][0-9])|[2-9][0-9]{3})-"
+"""The year an instant is written with: 1969 (an offset behind UTC may put 1970's first
+instants there) to 9999."""
+Instant = Annotated[
+    Timestamp,
+    AfterValidator(_within_calendar),
+    Field(
+        description="an RFC 3339 date-time with its offset, from 1970-01-01T00:00:00Z to"
+        " before 9999-12-01T00:00:00Z (the calendar the periods cover)",
+        json_schema_extra={"pattern": INSTANT_YEAR_PATTERN},
+    ),
+]
 """An instant with its timezone, inside the calendar the periods cover."""
 
 

@@ -4,12 +4,31 @@ them, and it is applied by the same code (an event's `data` is the REST call's b
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.domain.identity import fingerprint
+from service.errors import (
+    CurrencyMismatch,
+    EnrolledBeforeSponsor,
+    GenealogyCycle,
+    InvalidAmount,
+    MemberExists,
+    MemberNotFound,
+    MemberTerminated,
+    NoPlanInForce,
+    RefundBeforeSale,
+    RefundConflict,
+    RefundExceedsSale,
+    SaleConflict,
+    SaleNotFound,
+    ServiceError,
+    SponsorTerminated,
+    UnknownMember,
+    UnknownSponsor,
+)
 from service.intake import answers, ledger
 from service.intake.ledger import Outcome, Scope
 from service.intake.requests import (
@@ -23,9 +42,14 @@ from service.services import members, sales
 from service.services.programs import Principal
 from service.services.sales import RefundInput, SaleInput
 
+Refusals = tuple[type[ServiceError], ...]
+
 
 class Write(Protocol):
-    """A write request: what it asks, as the REST call names it, and how it is applied."""
+    """A write request: what it asks, as the REST call names it, how it is applied, and the
+    refusals applying it can answer (besides an invalid body)."""
+
+    refusals: ClassVar[Refusals]
 
     @property
     def request_line(self) -> str: ...
@@ -40,6 +64,12 @@ class Write(Protocol):
 class Enrol:
     body: EnrollRequest
     request_line = "POST /v1/members"
+    refusals: ClassVar[Refusals] = (
+        MemberExists,
+        UnknownSponsor,
+        SponsorTerminated,
+        EnrolledBeforeSponsor,
+    )
 
     async def apply(self, session: AsyncSession, caller: Principal) -> Outcome:
         result = await members.enroll(
@@ -59,6 +89,7 @@ class UpdateMember:
 
     member_id: str
     body: UpdateMemberRequest
+    refusals: ClassVar[Refusals] = (MemberNotFound, MemberTerminated)
 
     @property
     def request_line(self) -> str:
@@ -79,6 +110,13 @@ class UpdateMember:
 class MoveMember:
     member_id: str
     body: MoveRequest
+    refusals: ClassVar[Refusals] = (
+        MemberNotFound,
+        UnknownSponsor,
+        SponsorTerminated,
+        GenealogyCycle,
+        EnrolledBeforeSponsor,
+    )
 
     @property
     def request_line(self) -> str:
@@ -109,6 +147,13 @@ def sale_input(body: SaleRequest) -> SaleInput:
 class RecordSale:
     body: SaleRequest
     request_line = "POST /v1/sales"
+    refusals: ClassVar[Refusals] = (
+        SaleConflict,
+        UnknownMember,
+        NoPlanInForce,
+        CurrencyMismatch,
+        InvalidAmount,
+    )
 
     async def apply(self, session: AsyncSession, caller: Principal) -> Outcome:
         recorded = await sales.record_sale(session, caller.program, sale_input(self.body))
@@ -119,6 +164,13 @@ class RecordSale:
 class RefundSale:
     sale_id: str
     body: RefundRequest
+    refusals: ClassVar[Refusals] = (
+        SaleNotFound,
+        RefundConflict,
+        RefundBeforeSale,
+        RefundExceedsSale,
+        InvalidAmount,
+    )
 
     @property
     def request_line(self) -> str:

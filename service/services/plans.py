@@ -70,7 +70,11 @@ async def add_version(
         raise InvalidPlan(
             str(error),
             errors=[
-                {"loc": ["body", *[str(part) for part in location]], "msg": message}
+                {
+                    "loc": ["body", *[str(part) for part in location]],
+                    "msg": message,
+                    "type": "invalid_plan",
+                }
                 for location, message in error.errors
             ],
         ) from error
