@@ -19,6 +19,9 @@ class ProgramRow:
     currency: str
     timezone: str
     created_at: datetime
+    open_from: str | None
+    """The oldest open period as read with the program (null: no period closed yet). A write
+    that books into a period reads it again under the program's lock (db/periods.py)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +114,7 @@ async def find_active_key(
         currency=row.currency,
         timezone=row.timezone,
         created_at=row.created_at,
+        open_from=row.open_from,
     )
     return key, program
 
