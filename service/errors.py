@@ -218,3 +218,18 @@ class SecretNotFound(NotFound):
 class DuplicateKey(Unprocessable):
     code = "duplicate_key"
     title = "A JSON object holds the same key twice"
+
+
+class PeriodNotEnded(Conflict):
+    code = "period_not_ended"
+    title = "The period has not ended yet"
+
+
+class EarlierPeriodOpen(Conflict):
+    code = "earlier_period_open"
+    title = "An earlier period with booked activity is still open"
+
+
+class PeriodSettled(Conflict):
+    code = "period_settled"
+    title = "The period is settled: a later period is closed already"

@@ -11,7 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service import __doc__ as summary
-from service.api import events, health, members, plans, problems, reports, sales
+from service.api import events, health, members, periods, plans, problems, reports, sales
 from service.api.middleware import BodyLimit, RequestContext
 from service.config import Settings
 from service.db.engine import open_database
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.include_router(sales.router)
     app.include_router(reports.router)
     app.include_router(events.router)
+    app.include_router(periods.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
