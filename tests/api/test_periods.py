@@ -8,13 +8,16 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from tests.api.flows import post_sale, put_plan, refund
+from service.db import programs as program_sql
+from service.services import periods
+from tests.api.flows import insert_tree, post_sale, put_plan, refund
 from tests.conftest import Program
 
 PRODUCT = {"product": {"personal_rate": "0.10", "level_rates": ["0.05"]}}
@@ -398,3 +401,87 @@ async def test_the_cli_closes_a_period_and_prints_its_summary_alone(
     refused = run("2099-01", "--program", live_program.id)
     assert (refused.returncode, refused.stdout) == (2, "")
     assert json.loads(refused.stderr)["error"] == "period_not_ended"
+
+
+async def test_a_sale_racing_a_close_waits_and_is_booked_in_the_next_period(
+    engine: AsyncEngine,
+    live_client: httpx.AsyncClient,
+    live_sessions: async_sessionmaker[AsyncSession],
+    live_program: Program,
+) -> None:
+    await put_plan(live_client, live_program, effective_from=SINCE, categories=PRODUCT)
+    await enroll_chain(live_client, live_program, "A", "B")
+    await post_sale(
+        live_client, live_program, "O-1", "B", "100.00", occurred_at="2026-08-10T00:00:00Z"
+    )
+    now = datetime.now(UTC)
+    # A close that dies before it commits leaves the period open and nothing written.
+    async with live_sessions() as session:
+        program = await program_sql.get_program(session, live_program.id)
+        assert program is not None
+        await periods.close_period(session, program, "2026-08", dry_run=False, now=now)
+        await session.rollback()
+    status = await live_client.get("/v1/periods/2026-08", headers=live_program.headers)
+    assert status.json()["status"] == "open"
+    async with engine.connect() as connection:
+        count = await connection.execute(
+            text("SELECT count(*) FROM statements WHERE program_id = :p"), {"p": live_program.id}
+        )
+        assert count.scalar_one() == 0
+    # A close in progress holds the program's lock: an August sale posted meanwhile waits,
+    # then, August being closed, is booked in September.
+    async with live_sessions() as session:
+        await periods.close_period(session, program, "2026-08", dry_run=False, now=now)
+        racing = asyncio.ensure_future(
+            post_sale(
+                live_client, live_program, "O-2", "B", "10.00", occurred_at="2026-08-20T00:00:00Z"
+            )
+        )
+        await asyncio.sleep(0.5)
+        assert not racing.done()
+        await session.commit()
+    late = await racing
+    assert late["sale"]["period"] == "2026-09"
+    august = await live_client.get("/v1/periods/2026-08/statements", headers=live_program.headers)
+    # August: O-1 alone (B 10.00, A 5.00).
+    assert [(s["member_id"], s["earned"]) for s in august.json()["items"]] == [
+        ("A", "5.00"),
+        ("B", "10.00"),
+    ]
+
+
+async def test_the_csv_streams_every_statement_across_batches(
+    client: httpx.AsyncClient, program: Program, connection: AsyncConnection
+) -> None:
+    members = [f"M{i:05d}" for i in range(4_500)]
+    await insert_tree(connection, program.id, [("ROOT", None), *((m, "ROOT") for m in members)])
+    # Each member earns (i + 1) cents personal in August, written straight to the ledger.
+    await connection.execute(
+        text(
+            """
+            INSERT INTO commission_lines (program_id, sale_id, earner_id, source_member_id,
+                kind, level, paid_level, rate, base, amount, period, plan_version)
+            SELECT :p, 'S-' || m, m, m, 'personal', 0, 0, 0.1, 1, (i + 1) / 100.0, '2026-08', 1
+            FROM unnest(CAST(:members AS text[])) WITH ORDINALITY AS t(m, i)
+            """
+        ),
+        {"p": program.id, "members": members},
+    )
+    await connection.execute(
+        text(
+            "INSERT INTO member_period_volumes (program_id, member_id, period, lo, depth)"
+            " VALUES (:p, 'ROOT', '2026-08', 0, 0)"
+        ),
+        {"p": program.id},
+    )
+    summary = await closed(client, program, "2026-08")
+    # 0.02 + 0.03 + ... + 45.01: 4,500 terms averaging 22.515 = 101,317.50
+    assert (summary["statements"], summary["totals"]["earned"]) == (4_500, "101317.50")
+    response = await client.get(
+        "/v1/periods/2026-08/statements", headers={**program.headers, "Accept": "text/csv"}
+    )
+    lines = response.text.splitlines()
+    assert len(lines) == 4_501
+    assert lines[1] == "M00000,,,0.02,0.00,0.00,0.00,0.02,0.00,0.02,0.00,USD"
+    assert lines[-1] == "M04499,,,45.01,0.00,0.00,0.00,45.01,0.00,45.01,0.00,USD"
+    assert [line.split(",")[0] for line in lines[1:]] == members
