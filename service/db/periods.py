@@ -162,17 +162,6 @@ async def periods(session: AsyncSession, program_id: str, *, before: str, limit:
     return [row.period for row in rows]
 
 
-async def has_activity(session: AsyncSession, program_id: str, period: str) -> bool:
-    found = await session.execute(
-        text(
-            "SELECT EXISTS (SELECT 1 FROM member_period_volumes"
-            " WHERE program_id = :program_id AND period = :period)"
-        ),
-        {"program_id": program_id, "period": period},
-    )
-    return bool(found.scalar_one())
-
-
 # The statements of a period, one per member with any line booked in it or a balance
 # carried out of the latest closed period before it, in member order from `:after`. The
 # payout rule is service/domain/closing.py's `settle`: the balance (carried in + earned) is

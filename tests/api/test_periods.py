@@ -437,11 +437,19 @@ async def test_a_sale_racing_a_close_waits_and_is_booked_in_the_next_period(
                 live_client, live_program, "O-2", "B", "10.00", occurred_at="2026-08-20T00:00:00Z"
             )
         )
+        racing_refund = asyncio.ensure_future(
+            refund(
+                live_client, live_program, "O-1", "R-1", "10.00", occurred_at="2026-08-21T00:00:00Z"
+            )
+        )
         await asyncio.sleep(0.5)
         assert not racing.done()
+        assert not racing_refund.done()
         await session.commit()
     late = await racing
     assert late["sale"]["period"] == "2026-09"
+    late_refund = await racing_refund
+    assert late_refund["refund"]["period"] == "2026-09"
     august = await live_client.get("/v1/periods/2026-08/statements", headers=live_program.headers)
     # August: O-1 alone (B 10.00, A 5.00).
     assert [(s["member_id"], s["earned"]) for s in august.json()["items"]] == [
@@ -485,3 +493,52 @@ async def test_the_csv_streams_every_statement_across_batches(
     assert lines[1] == "M00000,,,0.02,0.00,0.00,0.00,0.02,0.00,0.02,0.00,USD"
     assert lines[-1] == "M04499,,,45.01,0.00,0.00,0.00,45.01,0.00,45.01,0.00,USD"
     assert [line.split(",")[0] for line in lines[1:]] == members
+
+
+async def test_webhook_events_of_a_closed_month_land_in_the_oldest_open_period(
+    client: httpx.AsyncClient, program: Program
+) -> None:
+    await put_plan(client, program, effective_from=SINCE, categories=PRODUCT)
+    await enroll_chain(client, program, "A", "B")
+    await post_sale(client, program, "O-1", "B", "100.00", occurred_at="2026-08-10T00:00:00Z")
+    await closed(client, program, "2026-08")
+    batch = {
+        "events": [
+            {
+                "id": "evt-sale",
+                "type": "sale.completed",
+                "occurred_at": "2026-08-30T00:00:00Z",
+                "data": {
+                    "id": "O-2",
+                    "member_id": "B",
+                    "amount": "20.00",
+                    "currency": "USD",
+                    "occurred_at": "2026-08-30T00:00:00Z",
+                },
+            },
+            {
+                "id": "evt-refund",
+                "type": "sale.refunded",
+                "occurred_at": "2026-08-31T00:00:00Z",
+                "data": {
+                    "sale_id": "O-1",
+                    "id": "R-1",
+                    "amount": "50.00",
+                    "occurred_at": "2026-08-31T00:00:00Z",
+                },
+            },
+        ]
+    }
+    response = await client.post("/v1/events", json=batch, headers=program.headers)
+    assert response.status_code == 200, response.text
+    sale, refunded = response.json()["results"]
+    assert (sale["status"], sale["body"]["sale"]["period"]) == (201, "2026-09")
+    assert (refunded["status"], refunded["body"]["refund"]["period"]) == (201, "2026-09")
+    # The same deliveries retried answer as they were first applied.
+    again = await client.post("/v1/events", json=batch, headers=program.headers)
+    assert [r["duplicate"] for r in again.json()["results"]] == [True, True]
+    # September: B 2.00 + A 1.00 for O-2; half of O-1 given back: B -5.00, A -2.50.
+    september = await closed(client, program, "2026-09")
+    assert money_totals(september) == ("-4.50", "0.00", "0.00", "-4.50")
+    # Volume: 20.00 sold, 50.00 refunded, both of closed August, booked in September.
+    assert september["volume"] == "-30.00"
