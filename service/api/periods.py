@@ -178,10 +178,28 @@ async def close_period(
     return PeriodOut.of(summary, caller.program.currency)
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_text(value: str | None) -> str:
+    """A free-text cell (a member's name): a spreadsheet would run one that begins like a
+    formula, so it is prefixed with an apostrophe, as OWASP advises for CSV exports."""
+    if value is None:
+        return ""
+    return f"'{value}" if value.startswith(_FORMULA_STARTS) else value
+
+
 def _csv_rows(rows: list[list[Any]]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\r\n").writerows(rows)
     return buffer.getvalue()
+
+
+def _csv_row(row: StatementRow, currency: str) -> list[str]:
+    values = _statement_fields(row, currency)
+    values["name"] = _csv_text(row.name)
+    values["rank"] = _csv_text(row.rank)
+    return [*values.values(), currency]
 
 
 async def _statements_csv(request: Request, caller: Principal, period: str) -> AsyncIterator[str]:
@@ -190,16 +208,7 @@ async def _statements_csv(request: Request, caller: Principal, period: str) -> A
     async for batch in periods.statement_batches(
         request.app.state.sessionmaker, caller.program, period
     ):
-        yield _csv_rows(
-            [
-                [
-                    "" if value is None else value
-                    for value in _statement_fields(row, currency).values()
-                ]
-                + [currency]
-                for row in batch
-            ]
-        )
+        yield _csv_rows([_csv_row(row, currency) for row in batch])
 
 
 @router.get(

@@ -281,6 +281,11 @@ async def test_statements_page_by_member_and_stream_as_csv(
 ) -> None:
     await put_plan(client, program, effective_from=SINCE, categories=PRODUCT)
     await enroll_chain(client, program, "A", "B", "C")
+    # A name that a spreadsheet would run as a formula is exported as text.
+    renamed = await client.patch(
+        "/v1/members/B", json={"name": '=HYPERLINK("x")'}, headers=program.headers
+    )
+    assert renamed.status_code == 200, renamed.text
     await post_sale(client, program, "O-1", "C", "100.00", occurred_at="2026-08-10T00:00:00Z")
     # C 10.00 personal, B 5.00 override; A is beyond the plan's one level.
     open_page = (
@@ -316,7 +321,7 @@ async def test_statements_page_by_member_and_stream_as_csv(
     assert response.text.splitlines() == [
         "member_id,name,rank,personal,override,reversal,bonus,earned,carried_in,payable,"
         "carried_out,currency",
-        "B,B,,0.00,5.00,0.00,0.00,5.00,0.00,5.00,0.00,USD",
+        'B,"\'=HYPERLINK(""x"")",,0.00,5.00,0.00,0.00,5.00,0.00,5.00,0.00,USD',
         "C,C,,10.00,0.00,0.00,0.00,10.00,0.00,10.00,0.00,USD",
     ]
 
