@@ -445,7 +445,7 @@ class NewSale:
     subscription_id: str | None
     customer: str
     occurred_at: datetime
-    period: str
+    period: str  # the month of occurred_at; WRITE_SALES books a closed one in the oldest open
     plan_version: int
     fingerprint: str
     skipped_levels: str
