@@ -33,7 +33,9 @@ key_app = typer.Typer(help="API keys.", no_args_is_help=True)
 secret_app = typer.Typer(help="Webhook signing secrets (Standard Webhooks).", no_args_is_help=True)
 app.add_typer(program_app, name="program")
 app.add_typer(key_app, name="key")
+period_app = typer.Typer(help="Periods: closing a month.", no_args_is_help=True)
 app.add_typer(secret_app, name="webhook-secret")
+app.add_typer(period_app, name="period")
 
 T = TypeVar("T")
 
@@ -309,6 +311,39 @@ def secret_list(program: Annotated[str, typer.Option(help="program id")]) -> Non
                 for r in rows
             ]
         }
+
+    _print(_run(work))
+
+
+@period_app.command("close")
+def period_close(
+    period: Annotated[str, typer.Argument(metavar="PERIOD", help="the month, YYYY-MM")],
+    program: Annotated[str, typer.Option(help="program id")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="compute and print the summary, write nothing")
+    ] = False,
+) -> None:
+    """Close a period (every member's statement written, nothing in it changes again) and
+    print its summary, as POST /v1/periods/{period}/close answers it. A period closed
+    already prints its close's summary."""
+
+    from datetime import UTC, datetime
+
+    from service.db import programs as program_sql
+    from service.services import periods
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        found = await program_sql.get_program(session, program)
+        if found is None:
+            raise ProgramNotFound(f"program {program!r} does not exist")
+        summary = await periods.close_period(
+            session,
+            found,
+            periods.valid_period(period),
+            dry_run=dry_run,
+            now=datetime.now(UTC),
+        )
+        return periods.summary_json(summary, found.currency)
 
     _print(_run(work))
 

@@ -253,3 +253,18 @@ class RetryLater(ServiceError):
     code = "retry_later"
     title = "Rolled back by a concurrent request"
     headers: ClassVar[dict[str, str]] = {"Retry-After": "1"}
+
+
+class PeriodNotEnded(Conflict):
+    code = "period_not_ended"
+    title = "The period has not ended yet"
+
+
+class EarlierPeriodOpen(Conflict):
+    code = "earlier_period_open"
+    title = "An earlier period with booked activity is still open"
+
+
+class PeriodSettled(Conflict):
+    code = "period_settled"
+    title = "The period is settled: a later period is closed already"

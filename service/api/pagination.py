@@ -3,7 +3,7 @@
 A cursor is base64url (no padding) of a 16-byte tag followed by a small JSON array: the
 list's kind, what the list was asked for (its member, period, ...) and the position of
 the last item of the page. The tag is HMAC-SHA256 of the array under the program's cursor
-key (kept in the database, the same for every replica, see migration 0010), cut to 128
+key (kept in the database, the same for every replica, see migration 0011), cut to 128
 bits. A cursor whose tag does not match is refused before its content is parsed; a valid
 one still has its position checked (types, ranges, and that it names an item of the list).
 """

@@ -47,6 +47,13 @@ class ActivityRule(Request):
     window_days: Annotated[int, Field(strict=True, ge=1, le=366)]
 
 
+class PayoutRule(Request):
+    minimum: MoneyText | None = Field(
+        default=None,
+        description="a member's balance is paid once it reaches this much; below, carried",
+    )
+
+
 class PlanRules(Request):
     categories: dict[str, CategoryRates] = Field(
         description="rates per sale category (refused with 422 `invalid_plan` otherwise)",
@@ -60,6 +67,7 @@ class PlanRules(Request):
     activity: ActivityRule | None = None
     max_payout_ratio: RateText | None = None
     ranks: list[Any] = Field(default_factory=list, max_length=0)
+    payout: PayoutRule | None = None
 
 
 class PlanVersionRequest(PlanRules):
@@ -77,6 +85,7 @@ class PlanVersionOut(BaseModel):
     activity: dict[str, Any] | None
     max_payout_ratio: str | None
     ranks: list[Any]
+    payout: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, version: PlanVersion) -> PlanVersionOut:

@@ -21,6 +21,9 @@ class ProgramRow:
     currency: str
     timezone: str
     created_at: datetime
+    open_from: str | None
+    """The oldest open period as read with the program (null: no period closed yet). A write
+    that books into a period reads it again under the program's lock (db/periods.py)."""
     cursor_key: bytes = field(repr=False)
 
 
@@ -114,6 +117,7 @@ async def find_active_key(
         currency=row.currency,
         timezone=row.timezone,
         created_at=row.created_at,
+        open_from=row.open_from,
         cursor_key=row.cursor_key,
     )
     return key, program

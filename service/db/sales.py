@@ -449,7 +449,7 @@ class NewSale:
     subscription_id: str | None
     customer: str
     occurred_at: datetime
-    period: str
+    period: str  # the month of occurred_at; WRITE_SALES books a closed one in the oldest open
     plan_version: int
     fingerprint: str
     skipped_levels: str
@@ -461,11 +461,15 @@ class NewSale:
 # batch and takes the sale's id, seller, period, plan version and volume (its base) from it.
 # A sale whose id was taken meanwhile is not inserted, and neither are its lines or volume.
 # A volume row takes its seller's tree labels: the transaction must hold HOLD_LABELS, as
-# SALE_CONTEXT, read before, does.
+# SALE_CONTEXT, read before, does. A sale of a closed month is booked, with its lines and
+# volume, in the program's oldest open period (`programs.open_from`), read here: a close
+# takes HOLD_LABELS' lock alone, so this statement, which begins after SALE_CONTEXT took it
+# shared, sees every close committed before and none can commit until the sale does.
 WRITE_SALES = text(
     """
     WITH input AS (
-        SELECT * FROM unnest(CAST(:sale_ids AS text[]), CAST(:member_ids AS text[]),
+        SELECT *, GREATEST(s.month, o.open_from) AS period
+        FROM unnest(CAST(:sale_ids AS text[]), CAST(:member_ids AS text[]),
                              CAST(:amounts AS numeric[]), CAST(:volumes AS numeric[]),
                              CAST(:currencies AS text[]), CAST(:categories AS text[]),
                              CAST(:subscription_ids AS text[]), CAST(:customers AS text[]),
@@ -473,8 +477,9 @@ WRITE_SALES = text(
                              CAST(:plan_versions AS int[]), CAST(:fingerprints AS text[]),
                              CAST(:skipped_levels AS text[]))
              WITH ORDINALITY AS s(sale_id, member_id, amount, volume, currency, category,
-                                  subscription_id, customer, occurred_at, period, plan_version,
+                                  subscription_id, customer, occurred_at, month, plan_version,
                                   fingerprint, skipped_levels, position)
+        CROSS JOIN (SELECT open_from FROM programs WHERE program_id = :program_id) o
     ),
     new_sales AS (
         INSERT INTO sales (program_id, sale_id, member_id, amount, volume, currency, category,
@@ -517,7 +522,7 @@ WRITE_SALES = text(
             residual_volume = member_period_volumes.residual_volume + EXCLUDED.residual_volume,
             sales = member_period_volumes.sales + EXCLUDED.sales
     )
-    SELECT sale_id FROM new_sales
+    SELECT sale_id, period FROM new_sales
     """
 )
 
@@ -554,9 +559,12 @@ def write_parameters(program_id: str, sales: list[NewSale]) -> dict[str, Any]:
     }
 
 
-async def write_sales(session: AsyncSession, program_id: str, sales: list[NewSale]) -> set[str]:
-    """Write the sales, their lines and volumes in one statement; answers the ids written."""
+async def write_sales(
+    session: AsyncSession, program_id: str, sales: list[NewSale]
+) -> dict[str, str]:
+    """Write the sales, their lines and volumes in one statement; answers the period each
+    sale written was booked in, by sale id (a sale's own period unless it is closed)."""
     if not sales:
-        return set()
+        return {}
     rows = await session.execute(WRITE_SALES, write_parameters(program_id, sales))
-    return {row.sale_id for row in rows}
+    return {row.sale_id: row.period for row in rows}

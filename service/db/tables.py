@@ -41,7 +41,7 @@ programs = Table(
     Column("currency", Text, nullable=False),
     Column("timezone", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    # Signs the cursors of the program's lists (migration 0010): random, given by the database.
+    # Signs the cursors of the program's lists (migration 0011): random, given by the database.
     Column(
         "cursor_key",
         LargeBinary,
@@ -51,6 +51,8 @@ programs = Table(
             " '-', ''), 'hex')"
         ),
     ),
+    # The oldest open period ("YYYY-MM"); null while no period is closed (migration 0012).
+    Column("open_from", Text, nullable=True),
     PrimaryKeyConstraint("program_id"),
     CheckConstraint("octet_length(cursor_key) >= 32", name="cursor_key_length"),
 )
@@ -198,6 +200,36 @@ member_period_volumes = Table(
     Column("depth", Integer, nullable=False),
     PrimaryKeyConstraint("program_id", "member_id", "period"),
     Index("ix_member_period_volumes_lo", "program_id", "period", "lo"),
+)
+
+closed_periods = Table(
+    "closed_periods",
+    metadata,
+    Column("program_id", Text, nullable=False),
+    Column("period", Text, nullable=False),
+    Column("closed_at", DateTime(timezone=True), nullable=False),
+    # The summary the close answered, answered again by every later close of the period.
+    Column("summary", JSONB, nullable=False),
+    PrimaryKeyConstraint("program_id", "period"),
+)
+
+statements = Table(
+    "statements",
+    metadata,
+    Column("program_id", Text, nullable=False),
+    Column("period", Text, nullable=False),
+    Column("member_id", Text, nullable=False),
+    Column("name", Text, nullable=True),
+    Column("rank", Text, nullable=True),
+    Column("personal", MONEY, nullable=False),
+    Column("override", MONEY, nullable=False),
+    Column("reversal", MONEY, nullable=False),
+    Column("bonus", MONEY, nullable=False),
+    Column("earned", MONEY, nullable=False),
+    Column("carried_in", MONEY, nullable=False),
+    Column("payable", MONEY, nullable=False),
+    Column("carried_out", MONEY, nullable=False),
+    PrimaryKeyConstraint("program_id", "period", "member_id"),
 )
 
 webhook_secrets = Table(

@@ -15,7 +15,10 @@ __all__ = [
     "MAX_YEAR",
     "MIN_YEAR",
     "PeriodError",
+    "booking_period",
+    "has_ended",
     "is_valid_timezone",
+    "next_period",
     "parse_period",
     "period_bounds",
     "period_of",
@@ -122,3 +125,26 @@ def period_bounds(period: str, timezone: str) -> tuple[datetime, datetime]:
         return start, _LATEST_INSTANT
     next_year, next_month = (year + 1, 1) if month == 12 else (year, month + 1)
     return start, _month_start(next_year, next_month, zone)
+
+
+def next_period(period: str) -> str:
+    """The month after the period ("2026-12" -> "2027-01")."""
+    year, month = _split(period)
+    if (year, month) == (MAX_YEAR, 12):
+        raise PeriodError("invalid_period", "there is no period after 9999-12")
+    return f"{year + 1:04d}-01" if month == 12 else f"{year:04d}-{month + 1:02d}"
+
+
+def booking_period(period: str, open_from: str | None) -> str:
+    """Where something of the period is booked: in the period itself while it is open, else
+    in the oldest open period `open_from` (None: no period is closed, every one is open).
+    Periods close in order, so every month before `open_from` is closed."""
+    if open_from is None or period >= open_from:
+        return period
+    return open_from
+
+
+def has_ended(period: str, timezone: str, now: datetime) -> bool:
+    """Whether the period's last instant, in the program's timezone, has passed at `now`."""
+    _, end = period_bounds(period, timezone)
+    return now >= end

@@ -93,6 +93,9 @@ class Plan:
     activity: ActivityRule | None
     max_payout_ratio: Decimal | None
     ranks: tuple[object, ...] = ()
+    payout_minimum: Decimal | None = None
+    """A member is paid a period's balance (carried in + earned) only once it reaches this
+    much; below it, it is carried forward. None: every positive balance is paid."""
 
     @property
     def depth(self) -> int:
@@ -279,7 +282,19 @@ def _activity(value: object, currency: str, problems: _Problems) -> ActivityRule
 
 
 _TOP_LEVEL_REQUIRED = frozenset({"categories"})
-_TOP_LEVEL_OPTIONAL = frozenset({"compression", "activity", "max_payout_ratio", "ranks"})
+_TOP_LEVEL_OPTIONAL = frozenset({"compression", "activity", "max_payout_ratio", "ranks", "payout"})
+
+
+def _payout_minimum(value: object, currency: str, problems: _Problems) -> Decimal | None:
+    location: Location = ("payout",)
+    body = _object(value, location, problems, required=frozenset(), optional=frozenset({"minimum"}))
+    if body is None or body.get("minimum") is None:
+        return None
+    try:
+        return parse_money(body["minimum"], currency, allow_zero=True)
+    except MoneyError as exc:
+        problems.add((*location, "minimum"), str(exc))
+        return None
 
 
 def parse_plan(raw: Mapping[str, object], currency: str) -> Plan:
@@ -289,7 +304,8 @@ def parse_plan(raw: Mapping[str, object], currency: str) -> Plan:
     and up to 50 `level_rates`, all rates decimal strings in [0, 1] whose sum per category
     is at most 1; `compression` is "none" (default) or "dynamic"; `activity` (optional or
     null) has `min_personal_volume` (money in the program currency) and `window_days`
-    (1-366); `max_payout_ratio` (optional or null) is a rate; `ranks` must be empty for now.
+    (1-366); `max_payout_ratio` (optional or null) is a rate; `ranks` must be empty for now;
+    `payout` (optional or null) may set `minimum`, money in the program currency.
     Unknown fields and JSON numbers where strings are expected are errors.
     """
     minor_unit(currency)
@@ -306,6 +322,10 @@ def parse_plan(raw: Mapping[str, object], currency: str) -> Plan:
     max_payout_ratio = (
         None if ratio_value is None else _rate(ratio_value, ("max_payout_ratio",), problems)
     )
+    payout_value = raw.get("payout")
+    payout_minimum = (
+        None if payout_value is None else _payout_minimum(payout_value, currency, problems)
+    )
     ranks = raw.get("ranks", [])
     if not isinstance(ranks, list):
         problems.add(("ranks",), f"must be an array, not {_json_kind(ranks)}")
@@ -320,6 +340,7 @@ def parse_plan(raw: Mapping[str, object], currency: str) -> Plan:
         activity=activity,
         max_payout_ratio=max_payout_ratio,
         ranks=(),
+        payout_minimum=payout_minimum,
     )
 
 
@@ -335,7 +356,7 @@ def plan_to_json(plan: Plan, currency: str) -> dict[str, object]:
             "min_personal_volume": format_money(plan.activity.min_personal_volume, currency),
             "window_days": plan.activity.window_days,
         }
-    return {
+    canonical: dict[str, object] = {
         "categories": {
             name: {
                 "personal_rate": format_rate(rates.personal_rate),
@@ -350,3 +371,6 @@ def plan_to_json(plan: Plan, currency: str) -> dict[str, object]:
         ),
         "ranks": [],
     }
+    if plan.payout_minimum is not None:  # absent otherwise: older versions stay as stored
+        canonical["payout"] = {"minimum": format_money(plan.payout_minimum, currency)}
+    return canonical

@@ -119,3 +119,11 @@ async def versions(
         items=[_version(program_id, row, currency) for row in rows[:limit]],
         has_more=len(rows) > limit,
     )
+
+
+async def in_force(
+    session: AsyncSession, program_id: str, currency: str, at: datetime
+) -> PlanVersion | None:
+    """The version in force at `at`, if any."""
+    row = await plan_sql.version_in_force(session, program_id, at)
+    return None if row is None else _version(program_id, row, currency)

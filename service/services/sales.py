@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.db import periods as period_sql
 from service.db import sales as sale_sql
 from service.db.programs import ProgramRow
 from service.db.sales import (
@@ -36,7 +37,7 @@ from service.domain.calculator import (
     reversal_lines,
 )
 from service.domain.money import MoneyError, format_money, parse_money
-from service.domain.periods import period_of
+from service.domain.periods import booking_period, period_of
 from service.domain.plan import Plan
 from service.errors import (
     CurrencyMismatch,
@@ -182,6 +183,10 @@ async def record_sales(
     With each sale go the upline levels it did not pay and why (the paid levels are its
     override lines), so that GET /v1/sales/{id} can explain it.
 
+    A sale is booked in the month of its `occurred_at` (the program's timezone) unless that
+    month is closed: then, with its lines and volume, in the oldest open period (decided by
+    WRITE_SALES under the program's lock, so never in a period a close has just committed).
+
     Sales are taken in order, as if posted one after another: a sale sees the volume of
     those before it in the window of an activity rule. Posting a sale again answers the
     stored one; another sale under a taken id is a conflict. Each sale answers its own
@@ -287,8 +292,9 @@ async def record_sales(
         if new_sale.sale_id not in written:  # taken by a concurrent request meanwhile
             replays.append(index)
             continue
+        booked = replace(new_sale, period=written[new_sale.sale_id])
         results[index] = RecordedSale(
-            sale=_row_of(new_sale, now), lines=list(new_sale.lines), created=True
+            sale=_row_of(booked, now), lines=list(new_sale.lines), created=True
         )
     for index in sorted(replays):
         fingerprint = amounts[index][2]
@@ -448,10 +454,13 @@ async def refund_sale(
     that were paid on it, whatever happened to the tree or the plan since.
 
     Refunds may be partial and repeated, never more than what is left of the sale. The
-    reversal lines are booked in the sale's period (until period closing exists, every
-    period is open); the volume leaves the seller's volume in the period the refund occurs.
+    reversal lines, and the refund, are booked in the sale's booked period while it is
+    open, else in the oldest open period; the volume leaves the seller's volume in the month
+    the refund occurs, or the oldest open period when that month is closed. The program's
+    oldest open period is read under its lock, which a close takes alone.
     """
     program_id, currency = program.program_id, program.currency
+    open_from = await period_sql.hold_open_from(session, program_id)
     sale = await sale_sql.get_sale(session, program_id, sale_id, for_update=True)
     if sale is None:
         raise SaleNotFound(f"sale {sale_id!r} does not exist")
@@ -507,6 +516,7 @@ async def refund_sale(
         refund_amount=amount,
         currency=currency,
     )
+    booked = booking_period(sale.period, open_from)
     inserted = await sale_sql.insert_refund(
         session,
         program_id,
@@ -517,7 +527,7 @@ async def refund_sale(
             "amount": amount,
             "volume": volume,
             "occurred_at": refund.occurred_at,
-            "period": sale.period,
+            "period": booked,
             "fingerprint": fingerprint,
         },
     )
@@ -529,7 +539,7 @@ async def refund_sale(
         sale_id=sale_id,
         refund_id=refund.refund_id,
         source_member_id=sale.member_id,
-        period=sale.period,
+        period=booked,
         plan_version=sale.plan_version,
         lines=[
             NewLine(
@@ -545,15 +555,28 @@ async def refund_sale(
         ],
     )
     await sale_sql.add_refunded(session, program_id, sale_id, amount=amount, volume=volume)
+    volume_period = booking_period(period_of(refund.occurred_at, program.timezone), open_from)
     await sale_sql.add_volume(
         session,
         program_id,
         member_id=sale.member_id,
-        period=period_of(refund.occurred_at, program.timezone),
+        period=volume_period,
         volume=-volume,
         residual=sale.subscription_id is not None,
         sales_count=0,
     )
+    if booked != volume_period:
+        # The period of the reversal lines is one with activity, as every booked line's is
+        # (a period's volume rows are how the periods with activity are found).
+        await sale_sql.add_volume(
+            session,
+            program_id,
+            member_id=sale.member_id,
+            period=booked,
+            volume=Decimal(0),
+            residual=False,
+            sales_count=0,
+        )
     stored = await sale_sql.get_refund(session, program_id, refund.refund_id)
     assert stored is not None
     return RecordedRefund(refund=stored, lines=lines, created=True)

@@ -42,6 +42,7 @@ async def test_put_plan_answers_the_version_in_canonical_form(
         "activity": {"min_personal_volume": "100.00", "window_days": 30},
         "max_payout_ratio": "0.60",
         "ranks": [],
+        "payout": None,
     }
 
 

@@ -1,0 +1,315 @@
+"""Periods: closing a month, its summary, and the members' statements.
+
+A close loads what it needs, decides through service/domain/closing.py and writes through
+service/db/periods.py, in the caller's one transaction: a crash leaves the period open and
+nothing written. It is the one place where period-end work runs (ranks and bonuses will
+be decided there too, before the statements add up the period's lines).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from service.db import members as member_sql
+from service.db import periods as period_sql
+from service.db.periods import LevelTotals, PeriodTotals, StatementRow
+from service.db.programs import ProgramRow
+from service.domain.closing import CloseRefusal, refusal_to_close
+from service.domain.money import format_money
+from service.domain.periods import PeriodError, has_ended, next_period, parse_period, period_bounds
+from service.errors import (
+    EarlierPeriodOpen,
+    InvalidPeriod,
+    MemberNotFound,
+    PeriodNotEnded,
+    PeriodSettled,
+    ServiceError,
+)
+from service.services import plans
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodSummary:
+    """A period's figures: `closed_at` is None while it is open (then the figures are what a
+    close would decide now). `ranks` counts the members paid as each rank."""
+
+    period: str
+    closed_at: datetime | None
+    totals: PeriodTotals
+    ranks: dict[str, int]
+
+    @property
+    def status(self) -> str:
+        return "open" if self.closed_at is None else "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodPage:
+    items: list[PeriodSummary]
+    has_more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StatementPage:
+    items: list[StatementRow]
+    has_more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MemberStatement:
+    period: str
+    status: str
+    statement: StatementRow
+    levels: list[LevelTotals]
+
+
+def _instant(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().removesuffix("+00:00") + "Z"
+
+
+def summary_json(summary: PeriodSummary, currency: str) -> dict[str, Any]:
+    """A period's summary as the API and the CLI print it: money with the currency's digits.
+    Ranks and their bonuses do not exist yet: every kind of bonus is zero."""
+    totals = summary.totals
+
+    def money(value: Decimal) -> str:
+        return format_money(value, currency)
+
+    zero = money(ZERO)
+    return {
+        "period": summary.period,
+        "status": summary.status,
+        "closed_at": None if summary.closed_at is None else _instant(summary.closed_at),
+        "currency": currency,
+        "volume": money(totals.volume),
+        "ranks": dict(summary.ranks),
+        "totals": {
+            "personal": money(totals.personal),
+            "override": money(totals.override),
+            "reversal": money(totals.reversal),
+            "bonus": {"differential": zero, "matching": zero, "pool": zero, "advancement": zero},
+            "earned": money(totals.earned),
+            "carried_in": money(totals.carried_in),
+            "payable": money(totals.payable),
+            "carried_forward": money(totals.carried_forward),
+        },
+        "statements": totals.statements,
+    }
+
+
+def valid_period(text: str) -> str:
+    try:
+        return parse_period(text)
+    except PeriodError as error:
+        raise InvalidPeriod(str(error)) from error
+
+
+def _stored_figures(totals: PeriodTotals, ranks: dict[str, int]) -> dict[str, Any]:
+    """A close's figures as stored with it: exact decimal text, not an API's formatting."""
+    figures: dict[str, Any] = {
+        f.name: f"{getattr(totals, f.name):f}" for f in fields(totals) if f.name != "statements"
+    }
+    figures["statements"] = totals.statements
+    figures["ranks"] = ranks
+    return figures
+
+
+def _summary_of(row: period_sql.ClosedPeriodRow) -> PeriodSummary:
+    stored = row.summary
+    money = {
+        f.name: Decimal(stored[f.name]) for f in fields(PeriodTotals) if f.name != "statements"
+    }
+    totals = PeriodTotals(statements=int(stored["statements"]), **money)
+    return PeriodSummary(
+        period=row.period, closed_at=row.closed_at, totals=totals, ranks=dict(stored["ranks"])
+    )
+
+
+async def _payout_minimum(
+    session: AsyncSession, program: ProgramRow, period: str
+) -> Decimal | None:
+    """The payout minimum of the plan version in force at the period's last instant."""
+    _, end = period_bounds(period, program.timezone)
+    version = await plans.in_force(
+        session, program.program_id, program.currency, end - timedelta(microseconds=1)
+    )
+    return None if version is None else version.plan.payout_minimum
+
+
+_REFUSALS: dict[CloseRefusal, type[ServiceError]] = {
+    CloseRefusal.NOT_ENDED: PeriodNotEnded,
+    CloseRefusal.EARLIER_PERIOD_OPEN: EarlierPeriodOpen,
+    CloseRefusal.SETTLED: PeriodSettled,
+}
+
+
+def _refuse(
+    refusal: CloseRefusal, period: str, open_from: str | None, earliest: str | None
+) -> None:
+    message = {
+        CloseRefusal.NOT_ENDED: f"period {period} has not ended yet",
+        CloseRefusal.EARLIER_PERIOD_OPEN: f"period {earliest} holds activity and is still open",
+        CloseRefusal.SETTLED: f"every period before {open_from} is settled: {period} can no"
+        " longer close on its own",
+    }[refusal]
+    raise _REFUSALS[refusal](message)
+
+
+async def close_period(
+    session: AsyncSession, program: ProgramRow, period: str, *, dry_run: bool, now: datetime
+) -> PeriodSummary:
+    """Close the period: write every member's statement and mark the period closed, in the
+    caller's transaction; answer its summary. Refused before the period's last instant has
+    passed (checked first), and while an earlier period holding activity is open. A period
+    closed already answers its close as it was, and changes nothing: closes of a program
+    take its lock one at a time, so a close racing another waits and then answers the
+    first's summary. The lock also keeps sales and refunds from booking into the period
+    while it closes: they wait, then book in the next period. With `dry_run` the summary
+    the close would give is computed and nothing is written (nor locked)."""
+    program_id = program.program_id
+    if not has_ended(period, program.timezone, now):
+        _refuse(CloseRefusal.NOT_ENDED, period, None, None)
+    if dry_run:
+        open_from = program.open_from
+    else:
+        open_from = await period_sql.lock_for_close(session, program_id)
+    closed = await period_sql.get_closed(session, program_id, period)
+    if closed is not None:
+        return _summary_of(closed)
+    earliest = await period_sql.earliest_open_with_activity(
+        session, program_id, open_from=open_from, period=period
+    )
+    refusal = refusal_to_close(
+        period, ended=True, open_from=open_from, earliest_open_with_activity=earliest
+    )
+    if refusal is not None:
+        _refuse(refusal, period, open_from, earliest)
+    minimum = await _payout_minimum(session, program, period)
+    ranks: dict[str, int] = {}
+    if dry_run:
+        totals = await period_sql.compute_totals(session, program_id, period, minimum=minimum)
+        return PeriodSummary(period=period, closed_at=None, totals=totals, ranks=ranks)
+    totals = await period_sql.write_statements(session, program_id, period, minimum=minimum)
+    await period_sql.record_close(
+        session,
+        program_id,
+        period=period,
+        next_open=next_period(period),
+        closed_at=now,
+        summary=_stored_figures(totals, ranks),
+    )
+    return PeriodSummary(period=period, closed_at=now, totals=totals, ranks=ranks)
+
+
+async def _open_summary(session: AsyncSession, program: ProgramRow, period: str) -> PeriodSummary:
+    minimum = await _payout_minimum(session, program, period)
+    totals = await period_sql.compute_totals(session, program.program_id, period, minimum=minimum)
+    return PeriodSummary(period=period, closed_at=None, totals=totals, ranks={})
+
+
+async def get_period(session: AsyncSession, program: ProgramRow, period: str) -> PeriodSummary:
+    """The period's summary: as closed, or what is booked so far while open."""
+    closed = await period_sql.get_closed(session, program.program_id, period)
+    if closed is not None:
+        return _summary_of(closed)
+    return await _open_summary(session, program, period)
+
+
+async def list_periods(
+    session: AsyncSession, program: ProgramRow, *, before: str | None, limit: int
+) -> PeriodPage:
+    """Periods with any booked line or volume (or closed), newest first."""
+    found = await period_sql.periods(
+        session, program.program_id, before=before or "9999-99", limit=limit + 1
+    )
+    page = found[:limit]
+    closed = await period_sql.closed_among(session, program.program_id, page)
+    items = [
+        _summary_of(closed[p]) if p in closed else await _open_summary(session, program, p)
+        for p in page
+    ]
+    return PeriodPage(items=items, has_more=len(found) > limit)
+
+
+async def _state(
+    session: AsyncSession, program: ProgramRow, period: str
+) -> tuple[bool, Decimal | None]:
+    closed = await period_sql.get_closed(session, program.program_id, period) is not None
+    minimum = None if closed else await _payout_minimum(session, program, period)
+    return closed, minimum
+
+
+async def statements(
+    session: AsyncSession, program: ProgramRow, period: str, *, after: str, limit: int
+) -> tuple[str, StatementPage]:
+    """A page of the period's statements in member order, with the period's status."""
+    closed, minimum = await _state(session, program, period)
+    rows = await period_sql.statements_page(
+        session,
+        program.program_id,
+        period,
+        closed=closed,
+        minimum=minimum,
+        after=after,
+        limit=limit + 1,
+    )
+    status = "closed" if closed else "open"
+    return status, StatementPage(items=rows[:limit], has_more=len(rows) > limit)
+
+
+async def statement_batches(
+    sessions: async_sessionmaker[AsyncSession], program: ProgramRow, period: str
+) -> AsyncIterator[list[StatementRow]]:
+    """Every statement of the period, in member order, batch by batch, read in a session of
+    its own (a streamed answer outlives the request's): memory is one batch's."""
+    async with sessions() as session, session.begin():
+        closed, minimum = await _state(session, program, period)
+        async for batch in period_sql.stream_statements(
+            session, program.program_id, period, closed=closed, minimum=minimum
+        ):
+            yield batch
+
+
+def _empty_statement(member_id: str, name: str | None) -> StatementRow:
+    return StatementRow(
+        member_id=member_id,
+        name=name,
+        rank=None,
+        personal=ZERO,
+        override=ZERO,
+        reversal=ZERO,
+        bonus=ZERO,
+        earned=ZERO,
+        carried_in=ZERO,
+        payable=ZERO,
+        carried_out=ZERO,
+    )
+
+
+async def member_statement(
+    session: AsyncSession, program: ProgramRow, member_id: str, period: str
+) -> MemberStatement:
+    """One member's statement of the period, with their lines added up per paid level. A
+    member with nothing booked and nothing carried in has an empty statement."""
+    member = await member_sql.get_member(session, program.program_id, member_id)
+    if member is None:
+        raise MemberNotFound(f"member {member_id!r} does not exist")
+    closed, minimum = await _state(session, program, period)
+    row = await period_sql.member_statement(
+        session, program.program_id, period, member_id, closed=closed, minimum=minimum
+    )
+    levels = await period_sql.member_levels(session, program.program_id, member_id, period)
+    return MemberStatement(
+        period=period,
+        status="closed" if closed else "open",
+        statement=row or _empty_statement(member_id, member.name),
+        levels=levels,
+    )
