@@ -32,7 +32,7 @@ DEADLOCK_RETRIES = 5
 FIRST_STATISTICS_AT = 1000
 """The tables' statistics are refreshed once this many events are applied, then each time
 the applied events double: about seventeen times for a hundred million events. The import
-goes on meanwhile."""
+goes on meanwhile; a refresh due while the one before still runs waits for it."""
 
 
 @dataclass
@@ -162,8 +162,8 @@ async def import_events(
                 if not overlap:
                     while in_flight:
                         await settle_oldest()
-                if report.applied >= statistics_at and (refreshing is None or refreshing.done()):
-                    if refreshing is not None:
+                if report.applied >= statistics_at:
+                    if refreshing is not None:  # one at a time; the one before seldom runs on
                         await refreshing
                     refreshing = asyncio.ensure_future(refresh_statistics())
                     statistics_at = 2 * report.applied
