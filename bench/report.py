@@ -10,6 +10,7 @@ from typing import Any
 from bench.cli import Options
 from bench.generate import EventCounts, Subject, TreeStats
 from bench.load import DEEP_OFFSET_MAX, ENDPOINTS, PAGE, READ_PERIOD, read_path
+from bench.periods import BASELINE_AGGREGATE, BASELINE_COPY, Close, PeriodsRun
 from bench.procs import CpuUse
 from bench.stats import Load, Reads, median
 
@@ -76,6 +77,7 @@ class Results:
     service_peak_rss: int | None
     service_import_rss: int | None
     sellers: int
+    periods: PeriodsRun
 
 
 # --- formatting -----------------------------------------------------------------------------
@@ -88,6 +90,10 @@ def _ms(seconds: float) -> str:
     if value >= 10:
         return f"{value:.1f} ms"
     return f"{value:.2f} ms"
+
+
+def _s(seconds: float) -> str:
+    return f"{seconds:,.1f} s" if seconds >= 1 else _ms(seconds)
 
 
 def _rate(value: float, unit: str) -> str:
@@ -306,6 +312,7 @@ def goals(results: Results) -> list[Goal]:
         )
     )
     found += _read_goals(results)
+    found += _period_goals(results.periods)
     peak = results.service_peak_rss
     found.append(
         Goal(
@@ -320,6 +327,96 @@ def goals(results: Results) -> list[Goal]:
         )
     )
     return found
+
+
+CLOSE_GOAL = 60.0
+CSV_GOAL = 20.0
+
+
+def _close_shown(close: Close) -> str:
+    ratio = close.ratio
+    versus = "" if ratio is None else f", {ratio:.1f}x the bare aggregate"
+    return (
+        f"{_s(close.seconds)} ({close.period}: {close.sales:,} sales, {close.lines:,} lines, "
+        f"{close.statements:,} statements{versus})"
+    )
+
+
+def _period_goals(run: PeriodsRun) -> list[Goal]:
+    found: list[Goal] = []
+    closes = run.closes
+    if closes:
+        middle = sorted(closes, key=lambda close: close.seconds)[(len(closes) - 1) // 2]
+        slowest = max(closes, key=lambda close: close.seconds)
+        seconds = median([close.seconds for close in closes])
+        ratios = [close.ratio for close in closes if close.ratio is not None]
+        versus = f", {median(ratios):.1f}x the bare aggregate" if ratios else ""
+        use = _total_cpu([close.cpu for close in closes])
+        sales = sum(close.sales for close in closes)
+        found.append(
+            Goal(
+                f"period close, median of {len(closes)} months",
+                seconds,
+                f"{_s(seconds)} (e.g. {middle.period}: {middle.sales:,} sales{versus})",
+                CLOSE_GOAL,
+                f"< {CLOSE_GOAL:.0f} s",
+                True,
+                _over(_s),
+                limit(use, sales, "sale"),
+            )
+        )
+        found.append(
+            Goal(
+                "period close, slowest month",
+                slowest.seconds,
+                _close_shown(slowest),
+                CLOSE_GOAL,
+                f"< {CLOSE_GOAL:.0f} s",
+                True,
+                _over(_s),
+                limit(slowest.cpu, slowest.sales, "sale"),
+            )
+        )
+    export = run.csv
+    if export is not None:
+        ratio = export.ratio
+        versus = "" if ratio is None else f", {ratio:.1f}x a bare COPY"
+        found.append(
+            Goal(
+                f"statements CSV, every member ({export.period})",
+                export.seconds,
+                f"{_s(export.seconds)} ({export.rows:,} rows, "
+                f"{export.bytes / 1e6:,.1f} MB{versus})",
+                CSV_GOAL,
+                f"< {CSV_GOAL:.0f} s",
+                True,
+                _over(_s),
+                limit(export.cpu, export.rows, "row"),
+            )
+        )
+        growth = export.growth
+        found.append(
+            Goal(
+                "statements CSV memory: service peak RSS during over before",
+                growth,
+                "n/a"
+                if growth is None
+                else f"+{growth:.0%} ({_mb(export.rss_before)} -> {_mb(export.rss_peak)})",
+                0.10,
+                "constant (<= +10 %)",
+                True,
+                lambda value, target: f"by {(value - target) * 100:.0f} points",
+                f"{export.rows:,} rows, {export.bytes / 1e6:,.1f} MB streamed",
+            )
+        )
+    return found
+
+
+def _total_cpu(uses: Sequence[CpuUse]) -> CpuUse:
+    use = uses[0]
+    for other in uses[1:]:
+        use = use.combine(other)
+    return use
 
 
 def _read_goal_targets(subject: Subject, endpoint: str) -> float | None:
@@ -413,6 +510,10 @@ def _others(results: Results) -> str:
     use = results.imported.cpu
     for run in runs:
         use = use.combine(run.cpu)
+    for close in results.periods.closes:
+        use = use.combine(close.cpu)
+    if results.periods.csv is not None:
+        use = use.combine(results.periods.csv.cpu)
     other = dict(_parties(use)).get(OTHER, 0.0) / use.wall if use.wall > 0 else 0.0
     return (
         f"* while it measured, processes outside the benchmark used on average {other:.2f} of "
@@ -630,6 +731,88 @@ def _details(results: Results) -> list[str]:
         f"* import process RSS: peak {_mb(imported.peak_rss)}",
         "",
     ]
+    out += _periods(results.periods)
+    return out
+
+
+def _periods(run: PeriodsRun) -> list[str]:
+    out = ["### Periods", ""]
+    if run.closes:
+        out += [
+            "Every month that has ended, closed in order through `POST /v1/periods/{period}/close` "
+            "(admin key); sales of the month as generated, lines and earners as counted by the "
+            "bare aggregate, statements from the close's summary. The first month was closed "
+            "with `?dry_run=true` first.",
+            "",
+        ]
+        rows = []
+        for close in run.closes:
+            dry = "-"
+            if close.dry_run_seconds is not None:
+                dry = f"{_s(close.dry_run_seconds)} ({close.dry_run_statements:,} statements)"
+            ratio = close.ratio
+            parties = ", ".join(
+                f"{name} {seconds:,.2f} s"
+                for name, seconds in _parties(close.cpu)
+                if name in ("service", "PostgreSQL")
+            )
+            rows.append(
+                [
+                    close.period,
+                    f"{close.sales:,}",
+                    f"{close.lines:,}",
+                    f"{close.earners:,}",
+                    f"{close.statements:,}",
+                    _s(close.seconds),
+                    dry,
+                    _s(close.baseline_seconds),
+                    "n/a" if ratio is None else f"{ratio:.1f}x",
+                    parties,
+                ]
+            )
+        out += _table(
+            [
+                "period",
+                "sales",
+                "lines",
+                "earners",
+                "statements",
+                "close",
+                "dry run",
+                "bare aggregate",
+                "close / aggregate",
+                "CPU during the close",
+            ],
+            rows,
+        )
+        out.append("")
+    else:
+        out += ["No month was closed.", ""]
+    export = run.csv
+    if export is not None:
+        ratio = export.ratio
+        out += [
+            f"* `GET /v1/periods/{export.period}/statements` with `Accept: text/csv`: status "
+            f"{export.status}, `{export.content_type}`; {export.rows:,} rows (the header and "
+            f"{export.rows - 1:,} statements; the close wrote {export.statements:,}), "
+            f"{export.bytes:,} bytes, header "
+            + ("as expected" if export.header_ok else "**not as expected**")
+            + f"; first byte after {_s(export.first_byte_seconds)}, last after "
+            f"**{_s(export.seconds)}** ({export.bytes / MB / max(export.seconds, 1e-9):,.1f} "
+            "MB/s)",
+            f"* bare `COPY` of the same columns: {export.copy_rows:,} rows, "
+            f"{export.copy_bytes:,} bytes in {_s(export.copy_seconds)}; the CSV took "
+            + ("n/a" if ratio is None else f"{ratio:.1f}x")
+            + " as long",
+            f"* service RSS (all its processes): {_mb(export.rss_before)} just before the "
+            f"download, at most {_mb(export.rss_peak)} while it streamed",
+            f"* {cpu_per_unit(export.cpu, export.rows, 'row')}",
+            "",
+        ]
+    for error in run.errors[:5]:
+        out.append(f"* error: `{error[:300]}`")
+    if run.errors:
+        out.append("")
     return out
 
 
@@ -664,6 +847,25 @@ def _method(results: Results) -> list[str]:
             f"{endpoint} `GET {read_path(endpoint, '{id}', '{cursor}')}`" for endpoint in ENDPOINTS
         )
         + ".",
+        "* Periods, after every measurement above (so as not to disturb them): every month "
+        "with generated sales that has ended (in the program's timezone, at the time of the "
+        "run) is closed in order, oldest first, by `POST /v1/periods/{period}/close` with the "
+        "admin key that `program create` printed, one request at a time (httpx); the time is "
+        "the request's wall time. The first month's `?dry_run=true` runs just before its "
+        "close (so it reads the month first). Right after each close, the bare aggregate "
+        "the close cannot do without, the month's lines added up per earner, is timed over "
+        "asyncpg: `"
+        + " ".join(BASELINE_AGGREGATE.split())
+        + "` (it reads what the close has just read: the ratio is the close's own work, "
+        "writing the statements included).",
+        "* Statements CSV: the month with the most statements, `GET "
+        "/v1/periods/{period}/statements` with `Accept: text/csv`, streamed by httpx and "
+        "counted as it arrives (rows = line ends, bytes, the header compared), timed from "
+        "the request to the last byte; the service's RSS (with its workers) is polled every "
+        "0.1 s meanwhile, and sampled just before and after. Then a bare `COPY ("
+        + " ".join(BASELINE_COPY.split())
+        + ") TO STDOUT WITH (FORMAT csv, HEADER)` through asyncpg's `copy_from_query`, "
+        "counted the same way. One download and one COPY.",
         "* CPU figures: each process's CPU time (psutil; PostgreSQL = the postmaster and all "
         "its backends; other processes = the machine's busy time minus those) over the "
         "measurement, divided by the work done.",

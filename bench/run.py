@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from bench import commands, generate, load
+from bench import commands, generate, load, periods
 from bench.baseline import BareSql
 from bench.cli import Options
 from bench.database import Monitor, open_server, server_facts
@@ -190,6 +190,19 @@ async def _measure(
             service_idle = service.samples[0][1] if service.samples else None
             service_peak = service.peak(since=load_since)
             service_during_import = service.peak(until=load_since)
+            say("closing the months that have ended, then their statements CSV")
+            closed = await periods.measure(
+                base_url=base_url,
+                key=key,
+                database_url=env["DATABASE_URL"],
+                program_id=program_id,
+                currency=created["program"]["currency"],
+                timezone=created["program"]["timezone"],
+                by_month=counts.by_month,
+                cpu=cpu,
+                service=service,
+                say=say,
+            )
         finally:
             commands.stop(serve)
 
@@ -215,6 +228,7 @@ async def _measure(
         service_peak_rss=service_peak,
         service_import_rss=service_during_import,
         sellers=len(sellers),
+        periods=closed,
     )
 
 

@@ -8,6 +8,7 @@ import re
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -15,6 +16,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from bench.database import connect_options
+from service.domain.periods import has_ended
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,9 +36,39 @@ GOALS = (
     "downline page 1, root",
     "downline deep page, root",
     "downline/stats, root",
+    "period close, median of",
+    "period close, slowest month",
+    "statements CSV, every member",
+    "statements CSV memory: service peak RSS during over before",
     "service peak RSS under load",
 )
+# The generated sales run from 2026-01 to 2026-12: the bench closes the months that have ended
+# (UTC, the program's timezone).
+CLOSED = tuple(
+    period
+    for period in (f"2026-{month:02d}" for month in range(1, 13))
+    if has_ended(period, "UTC", datetime.now(UTC))
+)
+PERIOD_ROW = re.compile(r"^\| (2026-\d\d) \| ([\d,]+) \| ([\d,]+) \| ([\d,]+) \| ([\d,]+) \|")
+CSV_LINE = re.compile(
+    r"`GET /v1/periods/(2026-\d\d)/statements` with `Accept: text/csv`: status 200, "
+    r"`text/csv; charset=utf-8`; ([\d,]+) rows \(the header and ([\d,]+) statements; the "
+    r"close wrote ([\d,]+)\), [\d,]+ bytes, header as expected"
+)
+COPY_LINE = re.compile(r"bare `COPY` of the same columns: ([\d,]+) rows")
 NUMBER = re.compile(r"\d")
+
+
+def _number(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+async def _fetch(url: str, sql: str) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(**connect_options(url))
+    try:
+        return list(await connection.fetch(sql))
+    finally:
+        await connection.close()
 
 
 async def _admin(url: str, sql: str) -> None:
@@ -97,4 +129,53 @@ async def test_bench_runs_end_to_end(bench_database: str, tmp_path: Path) -> Non
             assert NUMBER.search(target)
             assert verdict.startswith(("met", "**missed** by"))
     assert "applied 906, duplicates 0, refused 0" in text
+    await _check_periods(text, bench_database)
     assert not list((tmp_path / "work").iterdir())  # the run's directory is cleaned up
+
+
+async def _check_periods(text: str, database: str) -> None:
+    """The months closed through the API are those the database holds as closed, with as
+    many statements as the close answered; the CSV has one row per statement and a header."""
+    closed = {
+        row["period"]: row["statements"]
+        for row in await _fetch(
+            database,
+            "SELECT c.period, (SELECT count(*) FROM statements s WHERE s.program_id ="
+            " c.program_id AND s.period = c.period) AS statements FROM closed_periods c",
+        )
+    }
+    sales = {
+        row["period"]: row["sales"]
+        for row in await _fetch(database, "SELECT period, count(*) AS sales FROM sales GROUP BY 1")
+    }
+    earners = {
+        row["period"]: row["earners"]
+        for row in await _fetch(
+            database,
+            "SELECT period, count(DISTINCT earner_id) AS earners FROM commission_lines GROUP BY 1",
+        )
+    }
+    table = {
+        match[1]: tuple(_number(cell) for cell in match.groups()[1:])
+        for line in text.splitlines()
+        if (match := PERIOD_ROW.match(line))
+    }
+    assert tuple(table) == CLOSED  # in order, oldest first; December has not ended
+    assert set(closed) == set(CLOSED)
+    for period, (sold, _lines, earning, statements) in table.items():
+        assert sold == sales[period]
+        assert earning == earners[period]
+        # No payout minimum: nothing is carried, every earner (and only they) has a statement.
+        assert statements == closed[period] == earners[period]
+    assert "* error:" not in text
+    first = next(line for line in text.splitlines() if line.startswith("| 2026-01 |"))
+    assert f"({table['2026-01'][3]:,} statements)" in first  # the dry run counted the same
+
+    match = CSV_LINE.search(text)
+    assert match, "no CSV line"
+    period, rows, statements, written = match[1], *map(_number, match.groups()[1:])
+    assert closed[period] == max(closed.values())
+    assert rows == statements + 1 == written + 1 == closed[period] + 1
+    copied = COPY_LINE.search(text)
+    assert copied
+    assert _number(copied[1]) == rows
