@@ -856,8 +856,9 @@ def _method(results: Results) -> list[str]:
         "the close cannot do without, the month's lines added up per earner, is timed over "
         "asyncpg: `"
         + " ".join(BASELINE_AGGREGATE.split())
-        + "` (it reads what the close has just read: the ratio is the close's own work, "
-        "writing the statements included).",
+        + "`; run after the close, it finds in the cache the lines the close has just read, so "
+        "close / aggregate is what the close adds to that aggregate (the carried balances, the "
+        "members' names, writing the statements, their checks and the commit).",
         "* Statements CSV: the month with the most statements, `GET "
         "/v1/periods/{period}/statements` with `Accept: text/csv`, streamed by httpx and "
         "counted as it arrives (rows = line ends, bytes, the header compared), timed from "
@@ -865,7 +866,7 @@ def _method(results: Results) -> list[str]:
         "0.1 s meanwhile, and sampled just before and after. Then a bare `COPY ("
         + " ".join(BASELINE_COPY.split())
         + ") TO STDOUT WITH (FORMAT csv, HEADER)` through asyncpg's `copy_from_query`, "
-        "counted the same way. One download and one COPY.",
+        "counted the same way (money as stored, four decimals). One download and one COPY.",
         "* CPU figures: each process's CPU time (psutil; PostgreSQL = the postmaster and all "
         "its backends; other processes = the machine's busy time minus those) over the "
         "measurement, divided by the work done.",
