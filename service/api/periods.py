@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -190,37 +190,18 @@ async def close_period(
     return PeriodOut.of(summary, caller.program.currency)
 
 
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _csv_text(value: str | None) -> str:
-    """A free-text cell (a member's name): a spreadsheet would run one that begins like a
-    formula, so it is prefixed with an apostrophe, as OWASP advises for CSV exports."""
-    if value is None:
-        return ""
-    return f"'{value}" if value.startswith(_FORMULA_STARTS) else value
-
-
-def _csv_rows(rows: list[list[Any]]) -> str:
+def _csv_rows(rows: Iterable[Sequence[str | None]]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\r\n").writerows(rows)
     return buffer.getvalue()
 
 
-def _csv_row(row: StatementRow, currency: str) -> list[str]:
-    values = _statement_fields(row, currency)
-    values["name"] = _csv_text(row.name)
-    values["rank"] = _csv_text(row.rank)
-    return [*values.values(), currency]
-
-
 async def _statements_csv(request: Request, caller: Principal, period: str) -> AsyncIterator[str]:
-    currency = caller.program.currency
     yield _csv_rows([[*STATEMENT_FIELDS, "currency"]])
-    async for batch in periods.statement_batches(
+    async for batch in periods.statement_csv_batches(
         request.app.state.sessionmaker, caller.program, period
     ):
-        yield _csv_rows([_csv_row(row, currency) for row in batch])
+        yield _csv_rows(batch)
 
 
 @router.get(

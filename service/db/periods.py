@@ -8,13 +8,13 @@ so a close is one INSERT ... SELECT whatever the number of members.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.sales import HOLD_LABELS, lock_labels
@@ -355,24 +355,6 @@ async def member_statement(
     return None if row is None else _statement(row)
 
 
-async def stream_statements(
-    session: AsyncSession,
-    program_id: str,
-    period: str,
-    *,
-    closed: bool,
-    minimum: Decimal | None,
-    batch: int = 2000,
-) -> AsyncIterator[list[StatementRow]]:
-    """Every statement of the period in member order, in batches, through a server-side
-    cursor: memory stays that of one batch whatever the number of members."""
-    parameters = {**_parameters(program_id, period, minimum), "limit": None}
-    statement = _CLOSED_STATEMENTS if closed else _OPEN_STATEMENTS
-    result = await session.stream(statement, parameters)
-    async for rows in result.partitions(batch):
-        yield [_statement(row) for row in rows]
-
-
 _MEMBER_LEVELS = text(
     """
     SELECT paid_level AS level,
@@ -403,3 +385,69 @@ async def member_levels(
         _MEMBER_LEVELS, {"program_id": program_id, "member_id": member_id, "period": period}
     )
     return [LevelTotals(r.level, r.earned, r.reversal, r.total) for r in rows]
+
+
+def _csv_text(column: str) -> str:
+    """A free-text cell (a member's name, a rank): a spreadsheet runs one that begins like a
+    formula, so such a cell is prefixed with an apostrophe (OWASP's advice for CSV exports)."""
+    return (
+        f"CASE WHEN left({column}, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r')"
+        f" THEN '''' || {column} ELSE {column} END"
+    )
+
+
+def _csv_cells(statement: TextClause) -> TextClause:
+    """The statements of `statement` as the CSV prints them, cell by cell in the order of
+    the CSV's header, formatted by PostgreSQL: each amount with the currency's `:digits`
+    (every amount is a sum of lines in whole minor units, so rounding to them changes
+    nothing), free text made safe for spreadsheets, the currency on every row."""
+    amounts = ", ".join(
+        f"CAST(round({name}, :digits) AS text)"
+        for name in (
+            "personal",
+            "override",
+            "reversal",
+            "bonus",
+            "earned",
+            "carried_in",
+            "payable",
+            "carried_out",
+        )
+    )
+    return text(
+        f"""
+        SELECT member_id, {_csv_text("name")}, {_csv_text("rank")}, {amounts},
+               CAST(:currency AS text)
+        FROM ({statement.text}) s
+        ORDER BY member_id
+        """  # noqa: S608 - constant SQL
+    )
+
+
+_CLOSED_CSV = _csv_cells(_CLOSED_STATEMENTS)
+_OPEN_CSV = _csv_cells(_OPEN_STATEMENTS)
+
+
+async def stream_statement_cells(
+    session: AsyncSession,
+    program_id: str,
+    period: str,
+    *,
+    closed: bool,
+    minimum: Decimal | None,
+    currency: str,
+    digits: int,
+    batch: int = 2000,
+) -> AsyncIterator[Sequence[Sequence[str | None]]]:
+    """Every statement of the period as the rows of its CSV, in member order, in batches
+    through a server-side cursor: memory stays that of one batch whatever the number of
+    members, and no amount passes through Python's decimals."""
+    parameters = {
+        **_parameters(program_id, period, minimum),
+        "limit": None,
+        "currency": currency,
+        "digits": digits,
+    }
+    result = await session.stream(_CLOSED_CSV if closed else _OPEN_CSV, parameters)
+    async for rows in result.partitions(batch):
+        yield rows

@@ -8,7 +8,7 @@ be decided there too, before the statements add up the period's lines).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -21,7 +21,7 @@ from service.db import periods as period_sql
 from service.db.periods import LevelTotals, PeriodTotals, StatementRow
 from service.db.programs import ProgramRow
 from service.domain.closing import CloseRefusal, refusal_to_close
-from service.domain.money import format_money
+from service.domain.money import format_money, minor_unit
 from service.domain.periods import PeriodError, has_ended, next_period, parse_period, period_bounds
 from service.errors import (
     EarlierPeriodOpen,
@@ -265,15 +265,22 @@ async def statements(
     return status, StatementPage(items=rows[:limit], has_more=len(rows) > limit)
 
 
-async def statement_batches(
+async def statement_csv_batches(
     sessions: async_sessionmaker[AsyncSession], program: ProgramRow, period: str
-) -> AsyncIterator[list[StatementRow]]:
-    """Every statement of the period, in member order, batch by batch, read in a session of
-    its own (a streamed answer outlives the request's): memory is one batch's."""
+) -> AsyncIterator[Sequence[Sequence[str | None]]]:
+    """Every statement of the period as the rows of its CSV (the statement's fields, then
+    the currency), in member order, batch by batch, read in a session of its own (a
+    streamed answer outlives the request's): memory is one batch's."""
     async with sessions() as session, session.begin():
         closed, minimum = await _state(session, program, period)
-        async for batch in period_sql.stream_statements(
-            session, program.program_id, period, closed=closed, minimum=minimum
+        async for batch in period_sql.stream_statement_cells(
+            session,
+            program.program_id,
+            period,
+            closed=closed,
+            minimum=minimum,
+            currency=program.currency,
+            digits=minor_unit(program.currency),
         ):
             yield batch
 

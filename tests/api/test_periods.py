@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from service.db import programs as program_sql
 from service.services import periods
 from tests.api.flows import insert_tree, post_sale, put_plan, refund
-from tests.conftest import Program
+from tests.conftest import Program, make_program
 
 PRODUCT = {"product": {"personal_rate": "0.10", "level_rates": ["0.05"]}}
 SINCE = "2026-01-01T00:00:00Z"
@@ -548,3 +548,47 @@ async def test_webhook_events_of_a_closed_month_land_in_the_oldest_open_period(
     assert money_totals(september) == ("-4.50", "0.00", "0.00", "-4.50")
     # Volume: 20.00 sold, 50.00 refunded, both of closed August, booked in September.
     assert september["volume"] == "-30.00"
+
+
+async def test_the_csv_prints_the_currencys_digits_and_keeps_cells_safe(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """In KWD (3 digits) the amounts keep their three decimals; a name that begins as a
+    spreadsheet formula would is prefixed with an apostrophe, and one with a comma, a quote
+    or a line break is quoted: in an open period's CSV as in a closed one's."""
+    kwd = await make_program(sessions, "kwd", currency="KWD")
+    six_levels = {"product": {"personal_rate": "0.10", "level_rates": ["0.05"] * 6}}
+    await put_plan(client, kwd, effective_from=SINCE, categories=six_levels)
+    names = ["+1", "-1", "@sum", "\tx", "\rx", 'a, "b"\nc', "plain"]
+    sponsor = None
+    for i, name in enumerate(names):
+        response = await client.post(
+            "/v1/members",
+            json={"id": f"K{i}", "sponsor_id": sponsor, "enrolled_at": SINCE, "name": name},
+            headers=kwd.headers,
+        )
+        assert response.status_code == 201, response.text
+        sponsor = f"K{i}"
+    # K6 sells 1.005 KWD: 0.1005 personal rounds half-even to 0.100 (K6), each 0.05025
+    # override to 0.050 (K5 up to K0).
+    await post_sale(client, kwd, "O-1", "K6", "1.005", occurred_at="2026-08-10T00:00:00Z")
+    override = "0.000,0.050,0.000,0.000,0.050,0.000,0.050,0.000,KWD"
+    expected = [
+        "member_id,name,rank,personal,override,reversal,bonus,earned,carried_in,payable,"
+        "carried_out,currency",
+        f"K0,'+1,,{override}",
+        f"K1,'-1,,{override}",
+        f"K2,'@sum,,{override}",
+        f"K3,'\tx,,{override}",
+        f'K4,"\'\rx",,{override}',
+        f'K5,"a, ""b""\nc",,{override}',
+        "K6,plain,,0.100,0.000,0.000,0.000,0.100,0.000,0.100,0.000,KWD",
+    ]
+    for status in ("open", "closed"):
+        if status == "closed":
+            await closed(client, kwd, "2026-08")
+        response = await client.get(
+            "/v1/periods/2026-08/statements", headers={**kwd.headers, "Accept": "text/csv"}
+        )
+        assert response.status_code == 200
+        assert response.text.split("\r\n") == [*expected, ""], status
