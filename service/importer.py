@@ -31,8 +31,10 @@ MAX_REFUSALS_SHOWN = 20
 DEADLOCK_RETRIES = 5
 FIRST_STATISTICS_AT = 1000
 """The tables' statistics are refreshed once this many events are applied, then each time
-the applied events double: about seventeen times for a hundred million events. The import
-goes on meanwhile; a refresh due while the one before still runs waits for it."""
+the applied events double: about seventeen times for a hundred million events, and once more
+at the end, so that what the import added last is known to the planner too (a month closed
+right after an import is planned on it). The import goes on meanwhile; a refresh due while
+the one before still runs waits for it."""
 
 
 @dataclass
@@ -117,6 +119,7 @@ async def import_events(
     caller = Principal(program=program, key_id="import", scopes=frozenset({"events:write"}))
     report = ImportReport()
     statistics_at = FIRST_STATISTICS_AT
+    refreshed_at = 0  # events applied when the latest refresh began
     refreshing: asyncio.Future[None] | None = None  # beside the batches, which it does not block
     in_flight: deque[tuple[_Batch, asyncio.Future[list[EventResult]]]] = deque()
 
@@ -166,6 +169,7 @@ async def import_events(
                     if refreshing is not None:  # one at a time; the one before seldom runs on
                         await refreshing
                     refreshing = asyncio.ensure_future(refresh_statistics())
+                    refreshed_at = report.applied
                     statistics_at = 2 * report.applied
                 while len(in_flight) >= parallel:
                     await settle_oldest()
@@ -173,6 +177,9 @@ async def import_events(
             while in_flight:
                 await settle_oldest()
             if refreshing is not None:
+                await refreshing
+            if report.applied >= FIRST_STATISTICS_AT and report.applied > refreshed_at:
+                refreshing = asyncio.ensure_future(refresh_statistics())
                 await refreshing
         finished = True
     finally:  # interrupted, or a batch failed: roll back what is still in flight

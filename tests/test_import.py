@@ -205,9 +205,9 @@ async def test_import_refreshes_statistics_as_the_tables_double(
     monkeypatch.setattr(statistics, "refresh", counted)
     report = await import_events(live_sessions, live_program.id, path, batch_size=10)
     assert report.applied == 120
-    # batches of 10: refreshed once 10 are applied, then at 20, 40 and 80 (not again at 120,
-    # since the next is due at 160)
-    assert len(refreshed_after) == 4
+    # batches of 10: refreshed once 10 are applied, then at 20, 40 and 80, and at the end
+    # (120: the next would only be due at 160)
+    assert len(refreshed_after) == 5
     async with engine.connect() as connection:
         analyzed = (
             await connection.execute(
