@@ -18,11 +18,13 @@ from service.domain.money import (
     parse_money,
     parse_rate,
 )
+from service.domain.ranks import LegRule, Rank
 
 __all__ = [
     "MAX_ACTIVITY_WINDOW_DAYS",
     "MAX_CATEGORIES",
     "MAX_PLAN_DEPTH",
+    "MAX_RANKS",
     "ActivityRule",
     "CategoryRates",
     "Compression",
@@ -36,6 +38,8 @@ MAX_PLAN_DEPTH = 50
 """A category pays overrides on at most 50 upline levels."""
 
 MAX_CATEGORIES = 100
+MAX_RANKS = 50
+MAX_RANK_NAME = 40
 MAX_ACTIVITY_WINDOW_DAYS = 366
 
 _CATEGORY_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
@@ -92,10 +96,16 @@ class Plan:
     compression: Compression
     activity: ActivityRule | None
     max_payout_ratio: Decimal | None
-    ranks: tuple[object, ...] = ()
+    ranks: tuple[Rank, ...] = ()
+    """Lowest first; a `LegRule.rank` is an index into it."""
     payout_minimum: Decimal | None = None
     """A member is paid a period's balance (carried in + earned) only once it reaches this
     much; below it, it is carried forward. None: every positive balance is paid."""
+    unranked_levels: int | None = None
+    """With rank-gated depth (a rank sets `unlocked_levels`): how deep a member without a
+    rank in force, or with a rank that sets none, earns overrides. None: every level."""
+    leadership_pool_rate: Decimal | None = None
+    """The share of the period's net volume that the leadership pool pays out."""
 
     @property
     def depth(self) -> int:
@@ -281,8 +291,261 @@ def _activity(value: object, currency: str, problems: _Problems) -> ActivityRule
     return ActivityRule(min_personal_volume=min_volume, window_days=window)
 
 
+_RANK_FIELDS = frozenset(
+    {
+        "min_personal_volume",
+        "min_organization_volume",
+        "max_leg_share",
+        "min_legs",
+        "min_active_recruits",
+        "unlocked_levels",
+        "differential_rate",
+        "matching_rates",
+        "pool_shares",
+        "advancement_bonus",
+    }
+)
+
+
+def _count(
+    value: object, location: Location, problems: _Problems, *, low: int, high: int
+) -> int | None:
+    """A JSON integer in [low, high], or None after reporting."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        problems.add(location, f"must be an integer, not {_json_kind(value)}")
+        return None
+    if not low <= value <= high:
+        problems.add(location, f"must be from {low} to {high}")
+        return None
+    return value
+
+
+def _money(
+    value: object, currency: str, location: Location, problems: _Problems, *, allow_zero: bool
+) -> Decimal | None:
+    try:
+        return parse_money(value, currency, allow_zero=allow_zero)
+    except MoneyError as exc:
+        problems.add(location, str(exc))
+        return None
+
+
+def _rank_name(value: object, location: Location, problems: _Problems) -> str | None:
+    if not isinstance(value, str):
+        problems.add(location, f"must be a string, not {_json_kind(value)}")
+        return None
+    if not 1 <= len(value) <= MAX_RANK_NAME or value != value.strip():
+        problems.add(
+            location,
+            f"must be 1-{MAX_RANK_NAME} characters without leading or trailing spaces",
+        )
+        return None
+    if not value.isprintable():
+        problems.add(location, "must hold printable characters only")
+        return None
+    return value
+
+
+class _RankParser:
+    """The `ranks` of a plan, lowest first: each rank's fields, and the rules between
+    ranks (unique names, `min_legs` naming a lower rank, `differential_rate` never lower
+    than a rank below it sets)."""
+
+    def __init__(self, currency: str, problems: _Problems) -> None:
+        self.currency = currency
+        self.problems = problems
+        self.names: list[str | None] = []
+
+    def parse(self, value: object) -> tuple[Rank, ...] | None:
+        location: Location = ("ranks",)
+        if not isinstance(value, list):
+            self.problems.add(location, f"must be an array, not {_json_kind(value)}")
+            return None
+        if len(value) > MAX_RANKS:
+            self.problems.add(location, f"at most {MAX_RANKS} ranks are supported")
+            return None
+        raw_names = [body.get("name") if isinstance(body, Mapping) else None for body in value]
+        parsed = [self._rank(index, body, raw_names) for index, body in enumerate(value)]
+        ranks = [rank for rank in parsed if rank is not None]
+        if len(ranks) != len(parsed):
+            return None
+        self._differential_never_falls(ranks)
+        return tuple(ranks)
+
+    def _rank(self, index: int, value: object, raw_names: list[object]) -> Rank | None:
+        location: Location = ("ranks", index)
+        body = _object(
+            value, location, self.problems, required=frozenset({"name"}), optional=_RANK_FIELDS
+        )
+        if body is None:
+            return None
+        errors_before = len(self.problems.errors)
+        name = _rank_name(body["name"], (*location, "name"), self.problems)
+        if name is not None and name in raw_names[:index]:
+            self.problems.add((*location, "name"), f"rank {name!r} is named twice")
+        field = _RankFields(self, body, location)
+        volume = field.money("min_organization_volume", allow_zero=True)
+        share = field.share("max_leg_share")
+        if share is not None and volume is None and "min_organization_volume" not in body:
+            self.problems.add(
+                (*location, "max_leg_share"), "needs min_organization_volume, whose share it caps"
+            )
+        rank = Rank(
+            name=name or "",
+            min_personal_volume=field.money("min_personal_volume", allow_zero=True),
+            min_organization_volume=volume,
+            max_leg_share=share,
+            min_legs=self._legs(body.get("min_legs"), index, raw_names, (*location, "min_legs")),
+            min_active_recruits=field.count("min_active_recruits", low=1, high=1_000_000),
+            unlocked_levels=field.count("unlocked_levels", low=0, high=MAX_PLAN_DEPTH),
+            differential_rate=field.rate("differential_rate"),
+            matching_rates=field.rates("matching_rates"),
+            pool_shares=field.count("pool_shares", low=1, high=1_000_000),
+            advancement_bonus=field.money("advancement_bonus", allow_zero=False),
+        )
+        return rank if len(self.problems.errors) == errors_before else None
+
+    def _legs(
+        self, value: object, index: int, raw_names: list[object], location: Location
+    ) -> LegRule | None:
+        if value is None:
+            return None
+        body = _object(
+            value,
+            location,
+            self.problems,
+            required=frozenset({"count"}),
+            optional=frozenset({"rank", "volume"}),
+        )
+        if body is None:
+            return None
+        count = _count(body["count"], (*location, "count"), self.problems, low=1, high=1_000_000)
+        if ("rank" in body) == ("volume" in body):
+            self.problems.add(location, "must set either rank or volume, not both or neither")
+            return None
+        if "volume" in body:
+            volume = _money(
+                body["volume"], self.currency, (*location, "volume"), self.problems, allow_zero=True
+            )
+            return None if count is None or volume is None else LegRule(count, volume=volume)
+        wanted = body["rank"]
+        if not isinstance(wanted, str) or wanted not in raw_names:
+            self.problems.add((*location, "rank"), "must name a rank of this plan")
+            return None
+        lower = raw_names.index(wanted)
+        if lower >= index:
+            self.problems.add(
+                (*location, "rank"), "must name a rank lower than this one (ranks are lowest first)"
+            )
+            return None
+        return None if count is None else LegRule(count, rank=lower)
+
+    def _differential_never_falls(self, ranks: list[Rank]) -> None:
+        highest: Rank | None = None
+        for index, rank in enumerate(ranks):
+            if highest is not None and highest.differential_rate is not None:
+                rate = rank.differential_rate
+                if rate is None or rate < highest.differential_rate:
+                    self.problems.add(
+                        ("ranks", index, "differential_rate"),
+                        f"must be at least {format_rate(highest.differential_rate)}, the rate "
+                        f"of {highest.name!r} below it (stair-step rates never fall)",
+                    )
+                    continue
+            if rank.differential_rate is not None:
+                highest = rank
+
+
+class _RankFields:
+    """The optional fields of one rank's body, each parsed or reported at its path."""
+
+    def __init__(self, parser: _RankParser, body: Mapping[str, object], location: Location):
+        self.parser = parser
+        self.body = body
+        self.location = location
+
+    def money(self, key: str, *, allow_zero: bool) -> Decimal | None:
+        value = self.body.get(key)
+        if value is None:
+            return None
+        return _money(
+            value,
+            self.parser.currency,
+            (*self.location, key),
+            self.parser.problems,
+            allow_zero=allow_zero,
+        )
+
+    def count(self, key: str, *, low: int, high: int) -> int | None:
+        value = self.body.get(key)
+        if value is None:
+            return None
+        return _count(value, (*self.location, key), self.parser.problems, low=low, high=high)
+
+    def rate(self, key: str) -> Decimal | None:
+        value = self.body.get(key)
+        return None if value is None else _rate(value, (*self.location, key), self.parser.problems)
+
+    def share(self, key: str) -> Decimal | None:
+        rate = self.rate(key)
+        if rate is not None and rate.is_zero():
+            self.parser.problems.add((*self.location, key), "must be more than 0")
+            return None
+        return rate
+
+    def rates(self, key: str) -> tuple[Decimal, ...]:
+        value = self.body.get(key)
+        if value is None:
+            return ()
+        location = (*self.location, key)
+        if not isinstance(value, list) or not value:
+            self.parser.problems.add(location, "must be a non-empty array of rates")
+            return ()
+        if len(value) > MAX_PLAN_DEPTH:
+            self.parser.problems.add(location, f"at most {MAX_PLAN_DEPTH} generations")
+            return ()
+        rates = [_rate(rate, (*location, g), self.parser.problems) for g, rate in enumerate(value)]
+        return tuple(rate for rate in rates if rate is not None)
+
+
+def _leadership_pool(value: object, problems: _Problems) -> Decimal | None:
+    location: Location = ("leadership_pool",)
+    body = _object(value, location, problems, required=frozenset({"rate"}))
+    return None if body is None else _rate(body["rate"], (*location, "rate"), problems)
+
+
+def _ranks_agree_with_plan(
+    ranks: tuple[Rank, ...],
+    unranked_levels: int | None,
+    pool_rate: Decimal | None,
+    problems: _Problems,
+) -> None:
+    """Fields that only mean something together: a pool needs ranks with shares of it, and
+    shares need a pool; `unranked_levels` only applies when some rank unlocks levels."""
+    sharing = [index for index, rank in enumerate(ranks) if rank.pool_shares is not None]
+    if pool_rate is not None and not sharing:
+        problems.add(("leadership_pool",), "no rank sets pool_shares, so nobody would be paid it")
+    if pool_rate is None:
+        for index in sharing:
+            problems.add(("ranks", index, "pool_shares"), "needs the plan's leadership_pool")
+    if unranked_levels is not None and all(rank.unlocked_levels is None for rank in ranks):
+        problems.add(
+            ("unranked_levels",), "no rank sets unlocked_levels, so depth is not gated by rank"
+        )
+
+
 _TOP_LEVEL_REQUIRED = frozenset({"categories"})
-_TOP_LEVEL_OPTIONAL = frozenset({"compression", "activity", "max_payout_ratio", "ranks", "payout"})
+_TOP_LEVEL_OPTIONAL = frozenset(
+    {
+        "compression",
+        "activity",
+        "max_payout_ratio",
+        "ranks",
+        "unranked_levels",
+        "leadership_pool",
+        "payout",
+    }
+)
 
 
 def _payout_minimum(value: object, currency: str, problems: _Problems) -> Decimal | None:
@@ -304,8 +567,10 @@ def parse_plan(raw: Mapping[str, object], currency: str) -> Plan:
     and up to 50 `level_rates`, all rates decimal strings in [0, 1] whose sum per category
     is at most 1; `compression` is "none" (default) or "dynamic"; `activity` (optional or
     null) has `min_personal_volume` (money in the program currency) and `window_days`
-    (1-366); `max_payout_ratio` (optional or null) is a rate; `ranks` must be empty for now;
-    `payout` (optional or null) may set `minimum`, money in the program currency.
+    (1-366); `max_payout_ratio` (optional or null) is a rate; `payout` (optional or null)
+    may set `minimum`, money in the program currency. `ranks` (lowest first),
+    `unranked_levels` and `leadership_pool` are validated field by field; a plan that sets
+    ranks is refused until the close decides them.
     Unknown fields and JSON numbers where strings are expected are errors.
     """
     minor_unit(currency)
@@ -326,11 +591,24 @@ def parse_plan(raw: Mapping[str, object], currency: str) -> Plan:
     payout_minimum = (
         None if payout_value is None else _payout_minimum(payout_value, currency, problems)
     )
-    ranks = raw.get("ranks", [])
-    if not isinstance(ranks, list):
-        problems.add(("ranks",), f"must be an array, not {_json_kind(ranks)}")
-    elif ranks:
-        problems.add(("ranks",), "ranks are not supported yet")
+    ranks = _RankParser(currency, problems).parse(raw.get("ranks", []))
+    unranked_value = raw.get("unranked_levels")
+    unranked_levels = (
+        None
+        if unranked_value is None
+        else _count(unranked_value, ("unranked_levels",), problems, low=0, high=MAX_PLAN_DEPTH)
+    )
+    pool_value = raw.get("leadership_pool")
+    pool_rate = None if pool_value is None else _leadership_pool(pool_value, problems)
+    each_valid = (unranked_value is None or unranked_levels is not None) and (
+        pool_value is None or pool_rate is not None
+    )
+    if ranks is not None and each_valid:
+        _ranks_agree_with_plan(ranks, unranked_levels, pool_rate, problems)
+    if ranks and not problems.errors:
+        # The plan is valid; what it asks is not paid yet: ranks are decided at the close,
+        # and until the close decides them a plan that sets them is refused, not ignored.
+        problems.add(("ranks",), "ranks are not paid yet: the close does not decide them")
 
     if problems.errors or categories is None or compression is None:
         raise PlanError(problems.errors or [((), "invalid plan")])
@@ -339,8 +617,10 @@ def parse_plan(raw: Mapping[str, object], currency: str) -> Plan:
         compression=compression,
         activity=activity,
         max_payout_ratio=max_payout_ratio,
-        ranks=(),
+        ranks=ranks or (),
         payout_minimum=payout_minimum,
+        unranked_levels=unranked_levels,
+        leadership_pool_rate=pool_rate,
     )
 
 

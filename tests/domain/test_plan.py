@@ -224,9 +224,143 @@ def test_rates_summing_past_one_are_reported_with_their_total() -> None:
     ]
 
 
-def test_ranks_are_not_supported_yet() -> None:
-    assert errors_of(with_change(("ranks",), [{"name": "gold"}])) == [
-        (("ranks",), "ranks are not supported yet")
+NOT_PAID_YET = (("ranks",), "ranks are not paid yet: the close does not decide them")
+
+# The ranks of the product's example plan: every requirement and every reward.
+RANKS_EXAMPLE = json.loads(
+    """
+    {
+      "ranks": [
+        {"name": "Bronze", "min_personal_volume": "100.00", "differential_rate": "0.03"},
+        {"name": "Silver", "min_personal_volume": "100.00", "min_organization_volume": "1000.00",
+         "unlocked_levels": 5, "differential_rate": "0.06", "matching_rates": ["0.10"],
+         "advancement_bonus": "100.00"},
+        {"name": "Gold", "min_personal_volume": "100.00", "min_organization_volume": "5000.00",
+         "max_leg_share": "0.40", "min_legs": {"count": 2, "rank": "Silver"},
+         "min_active_recruits": 3, "unlocked_levels": 10, "differential_rate": "0.09",
+         "matching_rates": ["0.10", "0.05"], "pool_shares": 1, "advancement_bonus": "500.00"}
+      ],
+      "unranked_levels": 3,
+      "leadership_pool": {"rate": "0.01"},
+      "payout": {"minimum": "25.00"}
+    }
+    """
+)
+
+
+def with_ranks(*changes: tuple[tuple[str | int, ...], object]) -> dict[str, object]:
+    """The example plan with the example ranks, each change setting (or, with the value
+    DELETE, removing) one field under `ranks`, `unranked_levels` or `leadership_pool`."""
+    raw: dict[str, object] = {**copy.deepcopy(SPEC_EXAMPLE), **copy.deepcopy(RANKS_EXAMPLE)}
+    for path, value in changes:
+        target: object = raw
+        for key in path[:-1]:
+            target = target[key]  # type: ignore[index]
+        if value is DELETE:
+            del target[path[-1]]  # type: ignore[attr-defined]
+        else:
+            target[path[-1]] = value  # type: ignore[index]
+    return raw
+
+
+DELETE = object()
+
+
+def test_a_valid_plan_with_ranks_is_refused_until_the_close_decides_them() -> None:
+    assert errors_of(with_ranks()) == [NOT_PAID_YET]
+    assert errors_of(with_change(("ranks",), [{"name": "gold"}])) == [NOT_PAID_YET]
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("ranks", 0, "name"), ""),
+        (("ranks", 0, "name"), " Bronze"),
+        (("ranks", 0, "name"), "x" * 41),
+        (("ranks", 0, "name"), "Bro\u0000nze"),
+        (("ranks", 0, "name"), 7),
+        (("ranks", 0, "min_personal_volume"), 100),
+        (("ranks", 0, "min_personal_volume"), "100.001"),
+        (("ranks", 1, "min_organization_volume"), "-1"),
+        (("ranks", 2, "max_leg_share"), "1.5"),
+        (("ranks", 2, "max_leg_share"), "0"),
+        (("ranks", 2, "min_legs", "count"), 0),
+        (("ranks", 2, "min_legs", "count"), "2"),
+        (("ranks", 2, "min_legs", "rank"), "Platinum"),
+        (("ranks", 2, "min_legs", "rank"), "Gold"),
+        (("ranks", 2, "min_active_recruits"), 0),
+        (("ranks", 2, "min_active_recruits"), 2.5),
+        (("ranks", 1, "unlocked_levels"), 51),
+        (("ranks", 1, "unlocked_levels"), True),
+        (("ranks", 2, "differential_rate"), "1.01"),
+        (("ranks", 2, "differential_rate"), "0.05"),
+        (("ranks", 1, "matching_rates"), []),
+        (("ranks", 1, "matching_rates"), "0.10"),
+        (("ranks", 2, "pool_shares"), 0),
+        (("ranks", 1, "advancement_bonus"), "0"),
+        (("ranks", 1, "advancement_bonus"), "1.001"),
+        (("ranks", 1, "bonus"), "1.00"),
+        (("unranked_levels",), -1),
+        (("unranked_levels",), "3"),
+        (("leadership_pool", "rate"), "2"),
+    ],
+)
+def test_a_bad_rank_field_is_named(path: tuple[str | int, ...], value: object) -> None:
+    assert locations_of(with_ranks((path, value))) == [path]
+
+
+def test_rules_between_ranks_are_named_with_what_is_wrong() -> None:
+    assert errors_of(with_ranks((("ranks", 1, "name"), "Bronze"))) == [
+        (("ranks", 1, "name"), "rank 'Bronze' is named twice"),
+        # Gold's min_legs names "Silver", which no longer exists
+        (("ranks", 2, "min_legs", "rank"), "must name a rank of this plan"),
+    ]
+    assert errors_of(with_ranks((("ranks", 2, "min_legs", "rank"), "Gold"))) == [
+        (
+            ("ranks", 2, "min_legs", "rank"),
+            "must name a rank lower than this one (ranks are lowest first)",
+        )
+    ]
+    assert errors_of(with_ranks((("ranks", 2, "min_legs", "volume"), "10.00"))) == [
+        (("ranks", 2, "min_legs"), "must set either rank or volume, not both or neither")
+    ]
+    assert errors_of(with_ranks((("ranks", 2, "differential_rate"), "0.05"))) == [
+        (
+            ("ranks", 2, "differential_rate"),
+            "must be at least 0.06, the rate of 'Silver' below it (stair-step rates never fall)",
+        )
+    ]
+    # A rank above one that sets a differential rate must set one too (none would pay 0).
+    assert locations_of(with_ranks((("ranks", 2, "differential_rate"), DELETE))) == [
+        ("ranks", 2, "differential_rate")
+    ]
+    assert errors_of(with_ranks((("ranks", 1, "min_organization_volume"), DELETE))) == [
+        NOT_PAID_YET
+    ]
+    assert errors_of(with_ranks((("ranks", 2, "min_organization_volume"), DELETE))) == [
+        (("ranks", 2, "max_leg_share"), "needs min_organization_volume, whose share it caps")
+    ]
+
+
+def test_the_pool_and_rank_gated_depth_need_ranks_that_use_them() -> None:
+    assert errors_of(with_ranks((("leadership_pool",), DELETE))) == [
+        (("ranks", 2, "pool_shares"), "needs the plan's leadership_pool")
+    ]
+    assert errors_of(with_ranks((("ranks", 2, "pool_shares"), DELETE))) == [
+        (("leadership_pool",), "no rank sets pool_shares, so nobody would be paid it")
+    ]
+    gated = with_ranks(
+        (("ranks", 1, "unlocked_levels"), DELETE), (("ranks", 2, "unlocked_levels"), DELETE)
+    )
+    assert errors_of(gated) == [
+        (("unranked_levels",), "no rank sets unlocked_levels, so depth is not gated by rank")
+    ]
+    assert locations_of(with_change(("unranked_levels",), 3)) == [("unranked_levels",)]
+    assert locations_of(with_change(("leadership_pool",), {"rate": "0.01"})) == [
+        ("leadership_pool",)
+    ]
+    assert locations_of(with_change(("ranks",), [{"name": f"R{i}"} for i in range(51)])) == [
+        ("ranks",)
     ]
 
 
@@ -251,7 +385,7 @@ def test_every_error_is_reported_at_once() -> None:
         ("activity", "min_personal_volume"),
         ("activity", "window_days"),
         ("max_payout_ratio",),
-        ("ranks",),
+        ("ranks", 0),
     ]
 
 
