@@ -60,7 +60,8 @@ class SkipReason(StrEnum):
     `terminated`, `not_yet_enrolled` (enrolled after the sale occurred), `inactive` and
     `below_activity_volume`: the member is not qualified to earn overrides.
     `beyond_depth`: every level the category pays is already taken. `zero_rate`: the member
-    holds a paid level whose rate is 0. `zero_amount`: the member holds a paid level but the
+    holds a paid level whose rate is 0. `rank_depth`: the member holds a paid level deeper
+    than their rank in force unlocks. `zero_amount`: the member holds a paid level but the
     amount is 0 after rounding (and the payout cap).
     """
 
@@ -70,6 +71,7 @@ class SkipReason(StrEnum):
     BELOW_ACTIVITY_VOLUME = "below_activity_volume"
     BEYOND_DEPTH = "beyond_depth"
     ZERO_RATE = "zero_rate"
+    RANK_DEPTH = "rank_depth"
     ZERO_AMOUNT = "zero_amount"
 
 
@@ -98,18 +100,23 @@ class Participant:
 
     `personal_volume` is the member's net personal volume in the activity window before the
     sale; it only matters for upline members of a plan with an activity rule.
+    `unlocked_levels` is the deepest plan level the member earns an override at, from their
+    rank in force (`Plan.levels_unlocked_for`); None: every level.
     """
 
     member_id: str
     status: str
     personal_volume: Decimal
     enrolled_at: datetime
+    unlocked_levels: int | None = None
 
     def __post_init__(self) -> None:
         if self.status not in _STATUSES:
             raise ValueError(f"unknown member status {self.status!r}")
         if self.enrolled_at.tzinfo is None:
             raise ValueError("enrolled_at must carry a timezone")
+        if self.unlocked_levels is not None and self.unlocked_levels < 0:
+            raise ValueError("unlocked_levels must not be negative")
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +141,10 @@ class Line:
 class LevelDecision:
     """Whether the upline member at `level` was paid on the sale, and if not, why.
 
-    `paid_level`, `rate` and `amount` are set when the member held a paid level (even one
-    that came to zero); they are None for unqualified members and members beyond depth.
+    `paid_level` is set when the member held a paid level, and `rate` and `amount` when that
+    level's share was settled (even to zero); all are None for unqualified members and
+    members beyond depth, and a member whose rank did not unlock the level held
+    (`rank_depth`) has only `paid_level`.
     """
 
     level: int
@@ -243,7 +252,9 @@ def _walk_upline(
 
     Without compression the member at distance L holds level L, qualified or not. With
     dynamic compression unqualified members are skipped and each qualified member takes the
-    next level. The walk stops at the first member past the last level the category pays.
+    next level. A qualified member whose rank does not unlock the level still holds it
+    (compression does not skip them) but is not paid. The walk stops at the first member
+    past the last level the category pays.
     """
     verdicts: list[_Verdict] = []
     dynamic = plan.compression is Compression.DYNAMIC
@@ -262,6 +273,11 @@ def _walk_upline(
         if rate == 0:
             verdicts.append(
                 _Verdict(level, member.member_id, next_level, SkipReason.ZERO_RATE, None)
+            )
+            continue
+        if member.unlocked_levels is not None and next_level > member.unlocked_levels:
+            verdicts.append(
+                _Verdict(level, member.member_id, next_level, SkipReason.RANK_DEPTH, None)
             )
             continue
         verdicts.append(_Verdict(level, member.member_id, next_level, None, len(shares)))

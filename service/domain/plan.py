@@ -112,6 +112,23 @@ class Plan:
         """The deepest upline level any category pays."""
         return max((rates.depth for _, rates in self.categories), default=0)
 
+    @property
+    def rank_gated(self) -> bool:
+        """Whether overrides are gated by rank: some rank sets `unlocked_levels`."""
+        return any(rank.unlocked_levels is not None for rank in self.ranks)
+
+    def levels_unlocked_for(self, rank_in_force: str | None) -> int | None:
+        """How deep a member whose rank in force is `rank_in_force` (a rank's name, None:
+        no rank) earns overrides: their rank's `unlocked_levels`, else `unranked_levels`
+        (also for a rank this version does not name). None: every level (the plan is not
+        rank-gated, or sets no `unranked_levels`)."""
+        if not self.rank_gated:
+            return None
+        for rank in self.ranks:
+            if rank.name == rank_in_force and rank.unlocked_levels is not None:
+                return rank.unlocked_levels
+        return self.unranked_levels
+
     def rates_for(self, category: str) -> CategoryRates | None:
         """The rates of a sale category; a category the plan does not name pays nothing."""
         for name, rates in self.categories:

@@ -209,6 +209,81 @@ def test_dynamic_compression_rolls_up_past_a_member_enrolled_after_the_sale() ->
     ]
 
 
+def gated(member_id: str, unlocked: int | None, status: str = "active") -> Participant:
+    return Participant(member_id, status, D(0), ENROLLED, unlocked_levels=unlocked)
+
+
+# Levels 5 %, 4 %, 3 %, 2 % of 100.00. A unlocks 2 levels, B only 1, C is inactive, D
+# unlocks 4, E has no limit, F is one more member.
+RANK_GATED_UPLINE = [
+    gated("A", 2),
+    gated("B", 1),
+    gated("C", 4, "inactive"),
+    gated("D", 4),
+    gated("E", None),
+    gated("F", None),
+]
+
+
+def test_without_compression_a_rank_pays_only_the_levels_it_unlocks() -> None:
+    # A holds level 1 (within 2): 5.00. B holds level 2, deeper than its 1: the 4.00 is
+    # not paid (rank_depth). C holds level 3, inactive. D holds level 4 (within 4): 2.00.
+    # E is beyond the depth. Paid in all: 7.00.
+    plan = plan_of("0", ["0.05", "0.04", "0.03", "0.02"])
+    result = calculate(plan, sale_of("100.00"), member("S"), RANK_GATED_UPLINE)
+    assert summary(result.lines) == [("A", 1, 1, "5.00"), ("D", 4, 4, "2.00")]
+    assert reasons(result.decisions) == [
+        ("A", 1, None),
+        ("B", 2, "rank_depth"),
+        ("C", None, "inactive"),
+        ("D", 4, None),
+        ("E", None, "beyond_depth"),
+    ]
+    held = result.decisions[1]
+    assert (held.paid, held.rate, held.amount) == (False, None, None)
+    assert result.total == D("7.00")
+
+
+def test_with_dynamic_compression_a_rank_short_of_the_level_still_holds_it() -> None:
+    # A level 1: 5.00. B is qualified, so B holds level 2 (compression does not skip it)
+    # but its rank unlocks only 1: 4.00 not paid. C (inactive) is skipped; D takes level 3:
+    # 3.00; E takes level 4: 2.00; F is beyond the depth. Paid: 10.00, not the 14.00 that
+    # would be paid if B were passed over.
+    plan = plan_of("0", ["0.05", "0.04", "0.03", "0.02"], compression=Compression.DYNAMIC)
+    result = calculate(plan, sale_of("100.00"), member("S"), RANK_GATED_UPLINE)
+    assert summary(result.lines) == [("A", 1, 1, "5.00"), ("D", 4, 3, "3.00"), ("E", 5, 4, "2.00")]
+    assert reasons(result.decisions) == [
+        ("A", 1, None),
+        ("B", 2, "rank_depth"),
+        ("C", None, "inactive"),
+        ("D", 3, None),
+        ("E", 4, None),
+        ("F", None, "beyond_depth"),
+    ]
+    assert result.total == D("10.00")
+
+
+def test_a_rank_that_unlocks_no_level_earns_only_personal_commission() -> None:
+    # unlocked_levels 0: the seller's own 10 % of 50.00 = 5.00 is paid; U, who unlocks
+    # none, holds level 1 and is not paid its 2.50.
+    plan = plan_of("0.10", ["0.05"])
+    result = calculate(plan, sale_of("50.00"), gated("S", 0), [gated("U", 0)])
+    assert summary(result.lines) == [("S", 0, 0, "5.00")]
+    assert reasons(result.decisions) == [("U", 1, "rank_depth")]
+
+
+def test_a_zero_rate_is_told_before_the_rank_depth() -> None:
+    # Level 2 pays 0 %: nobody would be paid there whatever their rank.
+    plan = plan_of("0", ["0.05", "0"])
+    result = calculate(plan, sale_of("100.00"), member("S"), [gated("A", 1), gated("B", 1)])
+    assert reasons(result.decisions) == [("A", 1, None), ("B", 2, "zero_rate")]
+
+
+def test_unlocked_levels_are_never_negative() -> None:
+    with pytest.raises(ValueError, match="unlocked_levels"):
+        gated("A", -1)
+
+
 def test_a_terminated_member_is_terminated_before_not_yet_enrolled() -> None:
     plan = plan_of("0", ["0.05", "0.03"])
     upline = [

@@ -1,5 +1,6 @@
 import copy
 import json
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -14,6 +15,7 @@ from service.domain.plan import (
     parse_plan,
     plan_to_json,
 )
+from service.domain.ranks import Rank
 
 SPEC_EXAMPLE = json.loads(
     """
@@ -411,3 +413,28 @@ def test_plans_are_immutable_and_hashable() -> None:
     assert hash(plan) == hash(parse_plan(copy.deepcopy(SPEC_EXAMPLE), "USD"))
     with pytest.raises(AttributeError):
         plan.compression = Compression.DYNAMIC  # type: ignore[misc]
+
+
+def test_the_levels_a_rank_in_force_unlocks() -> None:
+    # Bronze sets no unlocked_levels, Silver 5, Gold 10; unranked_levels 3. A rank this
+    # version does not name (renamed since) counts as no rank.
+    ranks = (Rank("Bronze"), Rank("Silver", unlocked_levels=5), Rank("Gold", unlocked_levels=10))
+    plan = Plan(
+        categories=(),
+        compression=Compression.NONE,
+        activity=None,
+        max_payout_ratio=None,
+        ranks=ranks,
+        unranked_levels=3,
+    )
+    assert plan.rank_gated
+    unlocked = {
+        name: plan.levels_unlocked_for(name) for name in (None, "Bronze", "Silver", "Gold", "Tin")
+    }
+    assert unlocked == {None: 3, "Bronze": 3, "Silver": 5, "Gold": 10, "Tin": 3}
+    # Without unranked_levels a member with no rank earns at every level.
+    assert replace(plan, unranked_levels=None).levels_unlocked_for(None) is None
+    # No rank unlocks levels: the plan is not rank-gated, every level for everyone.
+    flat = replace(plan, ranks=(Rank("Bronze"),), unranked_levels=None)
+    assert not flat.rank_gated
+    assert flat.levels_unlocked_for("Bronze") is None
