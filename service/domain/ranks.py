@@ -22,12 +22,15 @@ __all__ = [
     "Leg",
     "LegRule",
     "MemberVolume",
+    "Progress",
     "Rank",
+    "RankProgress",
     "Requirement",
     "Standing",
     "checks",
     "counted_organization_volume",
     "decide_ranks",
+    "progress",
     "rank_index",
 ]
 
@@ -39,6 +42,9 @@ class Requirement(StrEnum):
     ORGANIZATION_VOLUME = "min_organization_volume"
     LEGS = "min_legs"
     ACTIVE_RECRUITS = "min_active_recruits"
+    ACTIVE = "active"
+    """Not set by a rank: only a member active at the close holds one (required 1, actual 0
+    for a member who is not)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +125,27 @@ class Check:
     required: Decimal | int
     actual: Decimal | int
     met: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RankProgress:
+    """One rank against a member's figures: each requirement it sets, checked, and whether
+    the member qualifies for it (every check met, and the member active)."""
+
+    name: str
+    qualified: bool
+    requirements: tuple[Check, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Where a member stands against every rank of the plan (lowest first), and what they
+    still miss for the next rank above their paid-as rank (None: they hold the highest)."""
+
+    rank: str | None
+    ranks: tuple[RankProgress, ...]
+    next_rank: str | None
+    missing: tuple[Check, ...]
 
 
 def rank_index(ranks: Sequence[Rank], name: str) -> int | None:
@@ -246,3 +273,22 @@ def decide_ranks(ranks: Sequence[Rank], members: Iterable[MemberVolume]) -> dict
         rank = _paid_as(ranks, undecided)
         decided[member_id] = undecided if rank is None else replace(undecided, rank=rank)
     return decided
+
+
+def progress(ranks: Sequence[Rank], standing: Standing) -> Progress:
+    """A member's progress towards each rank, from their standing in the period (as
+    `decide_ranks` gave it: its paid-as rank is the highest rank qualified for). The next
+    rank is the one just above the paid-as rank (the lowest, without one); `missing` is its
+    unmet requirements, and `active` when the member is not active."""
+    inactive = () if standing.active else (Check(Requirement.ACTIVE, 1, 0, False),)
+    found = []
+    for rank in ranks:
+        requirements = checks(rank, standing)
+        qualified = standing.active and all(check.met for check in requirements)
+        found.append(RankProgress(rank.name, qualified, requirements))
+    held = None if standing.rank is None else ranks[standing.rank].name
+    following = 0 if standing.rank is None else standing.rank + 1
+    if following >= len(ranks):
+        return Progress(held, tuple(found), None, ())
+    missing = (*inactive, *(check for check in found[following].requirements if not check.met))
+    return Progress(held, tuple(found), ranks[following].name, missing)

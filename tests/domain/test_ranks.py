@@ -12,11 +12,14 @@ from service.domain.ranks import (
     Check,
     LegRule,
     MemberVolume,
+    Progress,
     Rank,
+    RankProgress,
     Requirement,
     Standing,
     checks,
     decide_ranks,
+    progress,
 )
 
 D = Decimal
@@ -112,6 +115,50 @@ def test_a_leg_is_qualified_by_a_rank_three_levels_down() -> None:
     # leg X still holds its Silver three levels down (X itself holds no rank: PV 1 < 100).
     members[1] = MemberVolume("X", "G", True, D("1"))
     assert ranks_of(decide_ranks(RANKS, members))["G"] == "Gold"
+
+
+def test_progress_says_what_is_missing_for_the_next_rank() -> None:
+    # The maximum-leg tree: G is Silver; Gold misses only the counted organization volume
+    # (3600 of 5000). C is Bronze: Silver misses the organization volume (300 of 1000).
+    members = tree(
+        ("G", None, "100"), ("A", "G", "1000"), ("A1", "A", "3000"), ("B", "G", "1200"),
+        ("C", "G", "300"),
+    )  # fmt: skip
+    standings = decide_ranks(RANKS, members)
+    g = progress(RANKS, standings["G"])
+    assert (g.rank, g.next_rank) == ("Silver", "Gold")
+    assert g.missing == (
+        Check(Requirement.ORGANIZATION_VOLUME, D("5000.00"), D("3600.0000"), False),
+    )
+    assert [(r.name, r.qualified) for r in g.ranks] == [
+        ("Bronze", True), ("Silver", True), ("Gold", False)
+    ]  # fmt: skip
+    assert g.ranks[2] == RankProgress("Gold", False, checks(GOLD, standings["G"]))
+    c = progress(RANKS, standings["C"])
+    assert (c.rank, c.next_rank, c.missing) == (
+        "Bronze",
+        "Silver",
+        (Check(Requirement.ORGANIZATION_VOLUME, D("1000.00"), D("300"), False),),
+    )
+
+
+def test_progress_at_the_top_and_for_an_inactive_member() -> None:
+    # T alone with PV 6000 and three active recruits of PV 2500 each (each Silver): OV
+    # 13500, counted 6000 + 3 x 2000 = 12000: Gold, nothing above it.
+    members = tree(
+        ("T", None, "6000"), ("R1", "T", "2500"), ("R2", "T", "2500"), ("R3", "T", "2500"),
+    )  # fmt: skip
+    top = progress(RANKS, decide_ranks(RANKS, members)["T"])
+    assert top == Progress("Gold", top.ranks, None, ())
+    assert all(r.qualified for r in top.ranks)
+    # The same figures for an inactive T: no rank, every requirement met, and what is
+    # missing for Bronze is only being active.
+    idle = progress(RANKS, decide_ranks(RANKS, tree(("T", None, "6000"), inactive=["T"]))["T"])
+    assert (idle.rank, idle.next_rank) == (None, "Bronze")
+    assert idle.missing == (Check(Requirement.ACTIVE, 1, 0, False),)
+    assert [r.qualified for r in idle.ranks] == [False, False, False]
+    # A plan without ranks: nothing to reach.
+    assert progress((), decide_ranks((), members)["T"]) == Progress(None, (), None, ())
 
 
 def test_only_an_active_member_holds_a_rank_but_their_volume_counts_above() -> None:
@@ -294,3 +341,28 @@ def test_the_order_members_are_given_in_changes_nothing(
 ) -> None:
     shuffled = data.draw(st.permutations(members))
     assert decide_ranks(ranks, shuffled) == decide_ranks(ranks, members)
+
+
+@settings(max_examples=200)
+@given(ranks=PLANS, members=trees())
+def test_progress_agrees_with_the_rank_decided(
+    ranks: tuple[Rank, ...], members: list[MemberVolume]
+) -> None:
+    # The paid-as rank is qualified and nothing above it is; the next rank is always
+    # missing something, and exactly its unmet requirements (and activity).
+    for standing in decide_ranks(ranks, members).values():
+        found = progress(ranks, standing)
+        held = _level(standing.rank)
+        assert found.rank == (None if standing.rank is None else ranks[standing.rank].name)
+        assert all(not r.qualified for r in found.ranks[held + 1 :])
+        if standing.rank is not None:
+            assert found.ranks[held].qualified
+        if held + 1 == len(ranks):
+            assert (found.next_rank, found.missing) == (None, ())
+            continue
+        assert found.next_rank == ranks[held + 1].name
+        assert found.missing
+        assert all(not check.met for check in found.missing)
+        unmet = [c for c in checks(ranks[held + 1], standing) if not c.met]
+        assert [c for c in found.missing if c.requirement is not Requirement.ACTIVE] == unmet
+        assert (Check(Requirement.ACTIVE, 1, 0, False) in found.missing) != standing.active
