@@ -17,7 +17,7 @@ from service.api.pagination import decode_cursor, encode_cursor
 from service.api.problems import problem_responses
 from service.api.schemas import Cursor, ListPage
 from service.db.periods import StatementRow
-from service.domain.money import format_money
+from service.domain.money import format_money, format_rate
 from service.errors import (
     EarlierPeriodOpen,
     InvalidCursor,
@@ -124,11 +124,27 @@ class LevelTotalsOut(BaseModel):
     total: str
 
 
+class BonusLineOut(BaseModel):
+    """One bonus line, explained: on whose volume or earnings it is paid, how far below the
+    earner (sponsor generations for matching; 0 for the earner's own volume, the pool and
+    advancement), the base and the rate."""
+
+    bonus: Literal["differential", "matching", "pool", "advancement"]
+    source_member_id: str
+    level: int
+    base: str = Field(
+        description="differential: the source's personal volume; matching: what "
+        "the source earned; pool: the pool; advancement: the rank's bonus"
+    )
+    rate: str = Field(description="pool: the earner's share of every share held")
+    amount: str
+
+
 class MemberStatementOut(StatementOut):
     period: str
     status: Literal["open", "closed"]
     currency: str
-    bonus_lines: list[dict[str, Any]] = Field(description="the period's bonus lines")
+    bonus_lines: list[BonusLineOut] = Field(description="the period's bonus lines")
     levels: list[LevelTotalsOut]
 
 
@@ -281,7 +297,17 @@ async def get_member_statement(
         period=found.period,
         status="open" if found.status == "open" else "closed",
         currency=currency,
-        bonus_lines=[],
+        bonus_lines=[
+            BonusLineOut(
+                bonus=line.bonus,
+                source_member_id=line.source_member_id,
+                level=line.level,
+                base=format_money(line.base, currency),
+                rate=format_rate(line.rate),
+                amount=format_money(line.amount, currency),
+            )
+            for line in found.bonus_lines
+        ],
         levels=[
             LevelTotalsOut(
                 level=x.level,

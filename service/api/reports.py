@@ -62,10 +62,15 @@ class OverridesOut(BaseModel):
 
 class LedgerLine(BaseModel):
     id: int
-    sale_id: str
+    sale_id: str | None = Field(description="the sale paid (null for a bonus line)")
     refund_id: str | None
-    source_member_id: str = Field(description="the seller")
+    source_member_id: str = Field(
+        description="the seller; for a bonus line, the member whose volume or earnings pay it"
+    )
     kind: Literal["personal", "override", "reversal", "bonus"]
+    bonus: Literal["differential", "matching", "pool", "advancement"] | None = Field(
+        default=None, description="the kind of bonus of a bonus line"
+    )
     level: int = Field(description="genealogical distance from the seller (0 = personal)")
     paid_level: int = Field(description="the plan level paid, after compression")
     rate: str
@@ -83,6 +88,7 @@ class LedgerLine(BaseModel):
             refund_id=line.refund_id,
             source_member_id=line.source_member_id,
             kind=line.kind,
+            bonus=line.bonus,
             level=line.level,
             paid_level=line.paid_level,
             rate=format_rate(line.rate),

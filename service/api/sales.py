@@ -79,6 +79,7 @@ class LevelOut(BaseModel):
             "not_yet_enrolled",
             "beyond_depth",
             "zero_rate",
+            "rank_depth",
             "zero_amount",
         ]
         | None

@@ -166,7 +166,8 @@ async def periods(session: AsyncSession, program_id: str, *, before: str, limit:
 # carried out of the latest closed period before it, in member order from `:after`. The
 # payout rule is service/domain/closing.py's `settle`: the balance (carried in + earned) is
 # paid once positive and at least the minimum (none: any positive balance), else carried.
-# Ranks do not exist yet: `rank` is null.
+# `rank` is the paid-as rank the close wrote for the member before the statements (null in
+# an open period, and under a plan without ranks).
 def _statement_rows(earners: str) -> str:
     return f"""
     WITH earned AS (
@@ -195,10 +196,12 @@ def _statement_rows(earners: str) -> str:
         FROM earned e FULL JOIN carried c ON c.member_id = e.member_id
     )
     SELECT CAST(:program_id AS text) AS program_id, CAST(:period AS text) AS period,
-           f.member_id, m.name, CAST(NULL AS text) AS rank, f.personal, f.override, f.reversal,
+           f.member_id, m.name, r.rank, f.personal, f.override, f.reversal,
            f.bonus, f.earned, f.carried_in, p.payable, f.balance - p.payable AS carried_out
     FROM figures f
     LEFT JOIN members m ON m.program_id = :program_id AND m.member_id = f.member_id
+    LEFT JOIN period_ranks r
+      ON r.program_id = :program_id AND r.period = :period AND r.member_id = f.member_id
     CROSS JOIN LATERAL (
         SELECT CASE WHEN f.balance > 0
                      AND (CAST(:minimum AS numeric) IS NULL OR f.balance >= :minimum)
@@ -385,6 +388,37 @@ async def member_levels(
         _MEMBER_LEVELS, {"program_id": program_id, "member_id": member_id, "period": period}
     )
     return [LevelTotals(r.level, r.earned, r.reversal, r.total) for r in rows]
+
+
+_MEMBER_BONUS_LINES = text(
+    """
+    SELECT bonus, source_member_id, level, rate, base, amount FROM commission_lines
+    WHERE program_id = :program_id AND period = :period AND earner_id = :member_id
+      AND kind = 'bonus'
+    ORDER BY bonus, level, source_member_id, line_id
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BonusLineRow:
+    bonus: str
+    source_member_id: str
+    level: int
+    rate: Decimal
+    base: Decimal
+    amount: Decimal
+
+
+async def member_bonus_lines(
+    session: AsyncSession, program_id: str, member_id: str, period: str
+) -> list[BonusLineRow]:
+    """The member's bonus lines of the period, by kind of bonus, level and source."""
+    rows = await session.execute(
+        _MEMBER_BONUS_LINES,
+        {"program_id": program_id, "member_id": member_id, "period": period},
+    )
+    return [BonusLineRow(*row) for row in rows]
 
 
 def _csv_text(column: str) -> str:

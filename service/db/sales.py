@@ -49,8 +49,10 @@ class RefundRow:
 
 @dataclass(frozen=True, slots=True)
 class LineRow:
+    """A ledger line. A bonus line (`kind` bonus, `bonus` its kind of bonus) has no sale."""
+
     line_id: int
-    sale_id: str
+    sale_id: str | None
     refund_id: str | None
     earner_id: str
     source_member_id: str
@@ -63,6 +65,7 @@ class LineRow:
     period: str
     plan_version: int
     created_at: datetime
+    bonus: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,13 +84,15 @@ class NewLine:
 @dataclass(frozen=True, slots=True)
 class UplineEntry:
     """A member met walking up from a seller (level 0 is the seller), as they are now, with
-    their net personal volume in the plan's activity window before the sale."""
+    their net personal volume in the plan's activity window before the sale and their rank
+    in force (the paid-as rank of the latest closed period)."""
 
     member_id: str
     status: str
     level: int
     personal_volume: Decimal
     enrolled_at: datetime
+    rank: str | None = None
 
 
 _SALE_COLUMNS = tuple(c for c in sales.c if c.name != "program_id")
@@ -132,7 +137,7 @@ INSERT_LINES = text(
          WITH ORDINALITY AS l(earner_id, kind, level, paid_level, rate, base, amount, position)
     ORDER BY l.position
     RETURNING line_id, sale_id, refund_id, earner_id, source_member_id, kind, level,
-              paid_level, rate, base, amount, period, plan_version, created_at
+              paid_level, rate, base, amount, period, plan_version, created_at, bonus
     """
 )
 
@@ -349,15 +354,15 @@ SALE_CONTEXT = text(
             LIMIT 1
         ) p ON true
     ),
-    up(pos, member_id, sponsor_id, status, enrolled_at, level, personal_volume, qualified,
-       qualified_so_far) AS (
-        SELECT c.pos, m.member_id, m.sponsor_id, m.status, m.enrolled_at, 0, CAST(0 AS numeric),
-               false, 0
+    up(pos, member_id, sponsor_id, status, enrolled_at, rank, level, personal_volume,
+       qualified, qualified_so_far) AS (
+        SELECT c.pos, m.member_id, m.sponsor_id, m.status, m.enrolled_at, m.rank, 0,
+               CAST(0 AS numeric), false, 0
         FROM ctx c
         JOIN members m ON m.program_id = :program_id AND m.member_id = c.seller_id
       UNION ALL
-        SELECT up.pos, s.member_id, s.sponsor_id, s.status, s.enrolled_at, up.level + 1,
-               w.volume, q.ok, up.qualified_so_far + q.ok::int
+        SELECT up.pos, s.member_id, s.sponsor_id, s.status, s.enrolled_at, s.rank,
+               up.level + 1, w.volume, q.ok, up.qualified_so_far + q.ok::int
         FROM up
         JOIN ctx c ON c.pos = up.pos
         JOIN members s ON s.program_id = :program_id AND s.member_id = up.sponsor_id
@@ -385,11 +390,12 @@ SALE_CONTEXT = text(
         SELECT pos, array_agg(member_id ORDER BY level) AS members,
                array_agg(status ORDER BY level) AS statuses,
                array_agg(personal_volume ORDER BY level) AS volumes,
-               array_agg(enrolled_at ORDER BY level) AS enrolled_ats
+               array_agg(enrolled_at ORDER BY level) AS enrolled_ats,
+               array_agg(rank ORDER BY level) AS ranks
         FROM up GROUP BY pos
     )
     SELECT c.pos, c.version, CAST(c.body AS text) AS body, e.fingerprint AS existing,
-           ch.members, ch.statuses, ch.volumes, ch.enrolled_ats
+           ch.members, ch.statuses, ch.volumes, ch.enrolled_ats, ch.ranks
     FROM ctx c
     CROSS JOIN (SELECT {_HOLD_LABELS}) AS labels_held
     LEFT JOIN sales e ON e.program_id = :program_id AND e.sale_id = c.sale_id
@@ -420,9 +426,18 @@ async def sale_contexts(
         upline = None
         if row.members is not None:
             upline = [
-                UplineEntry(member_id=m, status=s, level=level, personal_volume=v, enrolled_at=e)
-                for level, (m, s, v, e) in enumerate(
-                    zip(row.members, row.statuses, row.volumes, row.enrolled_ats, strict=True)
+                UplineEntry(
+                    member_id=m, status=s, level=level, personal_volume=v, enrolled_at=e, rank=r
+                )
+                for level, (m, s, v, e, r) in enumerate(
+                    zip(
+                        row.members,
+                        row.statuses,
+                        row.volumes,
+                        row.enrolled_ats,
+                        row.ranks,
+                        strict=True,
+                    )
                 )
             ]
         contexts.append(

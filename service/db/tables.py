@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -81,7 +82,9 @@ members = Table(
     Column("enrolled_at", DateTime(timezone=True), nullable=False),
     Column("status", Text, nullable=False, server_default="active"),
     Column("name", Text, nullable=True),
+    # The rank in force (paid-as in the latest closed period) and the highest ever held.
     Column("rank", Text, nullable=True),
+    Column("achieved_rank", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # Derived from the adjacency list (service/domain/labels.py): subtree = (lo, hi) range.
@@ -169,7 +172,7 @@ commission_lines = Table(
     metadata,
     Column("program_id", Text, nullable=False),
     Column("line_id", BigInteger, Identity(always=True), nullable=False),
-    Column("sale_id", Text, nullable=False),
+    Column("sale_id", Text, nullable=True),  # null for bonus lines only
     Column("refund_id", Text, nullable=True),
     Column("earner_id", Text, nullable=False),
     Column("source_member_id", Text, nullable=False),
@@ -182,6 +185,7 @@ commission_lines = Table(
     Column("period", Text, nullable=False),
     Column("plan_version", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("bonus", Text, nullable=True),  # the kind of bonus of a `bonus` line
     PrimaryKeyConstraint("program_id", "line_id"),
 )
 
@@ -230,6 +234,24 @@ statements = Table(
     Column("payable", MONEY, nullable=False),
     Column("carried_out", MONEY, nullable=False),
     PrimaryKeyConstraint("program_id", "period", "member_id"),
+)
+
+# The figures that decided each member's paid-as rank in a closed period (migration 0013).
+period_ranks = Table(
+    "period_ranks",
+    metadata,
+    Column("program_id", Text, nullable=False),
+    Column("period", Text, nullable=False),
+    Column("member_id", Text, nullable=False),
+    Column("sponsor_id", Text, nullable=True),
+    Column("active", Boolean, nullable=False),
+    Column("personal_volume", Numeric, nullable=False),
+    Column("organization_volume", Numeric, nullable=False),
+    Column("active_recruits", Integer, nullable=False),
+    Column("rank", Text, nullable=True),
+    Column("best_rank", Text, nullable=True),
+    PrimaryKeyConstraint("program_id", "period", "member_id"),
+    Index("ix_period_ranks_sponsor", "program_id", "period", "sponsor_id"),
 )
 
 webhook_secrets = Table(

@@ -622,11 +622,6 @@ def parse_plan(raw: Mapping[str, object], currency: str) -> Plan:
     )
     if ranks is not None and each_valid:
         _ranks_agree_with_plan(ranks, unranked_levels, pool_rate, problems)
-    if ranks and not problems.errors:
-        # The plan is valid; what it asks is not paid yet: ranks are decided at the close,
-        # and until the close decides them a plan that sets them is refused, not ignored.
-        problems.add(("ranks",), "ranks are not paid yet: the close does not decide them")
-
     if problems.errors or categories is None or compression is None:
         raise PlanError(problems.errors or [((), "invalid plan")])
     return Plan(
@@ -666,8 +661,46 @@ def plan_to_json(plan: Plan, currency: str) -> dict[str, object]:
         "max_payout_ratio": (
             None if plan.max_payout_ratio is None else format_rate(plan.max_payout_ratio)
         ),
-        "ranks": [],
+        "ranks": [_rank_to_json(plan.ranks, rank, currency) for rank in plan.ranks],
     }
-    if plan.payout_minimum is not None:  # absent otherwise: older versions stay as stored
+    # Absent when unset, so that older versions stay as stored.
+    if plan.unranked_levels is not None:
+        canonical["unranked_levels"] = plan.unranked_levels
+    if plan.leadership_pool_rate is not None:
+        canonical["leadership_pool"] = {"rate": format_rate(plan.leadership_pool_rate)}
+    if plan.payout_minimum is not None:
         canonical["payout"] = {"minimum": format_money(plan.payout_minimum, currency)}
     return canonical
+
+
+def _rank_to_json(ranks: tuple[Rank, ...], rank: Rank, currency: str) -> dict[str, object]:
+    """A rank's canonical form: the fields it sets, in the order the plan documents them."""
+    found: dict[str, object] = {"name": rank.name}
+
+    def money(field: str, value: Decimal | None) -> None:
+        if value is not None:
+            found[field] = format_money(value, currency)
+
+    money("min_personal_volume", rank.min_personal_volume)
+    money("min_organization_volume", rank.min_organization_volume)
+    if rank.max_leg_share is not None:
+        found["max_leg_share"] = format_rate(rank.max_leg_share)
+    if rank.min_legs is not None:
+        legs: dict[str, object] = {"count": rank.min_legs.count}
+        if rank.min_legs.rank is not None:
+            legs["rank"] = ranks[rank.min_legs.rank].name
+        if rank.min_legs.volume is not None:
+            legs["volume"] = format_money(rank.min_legs.volume, currency)
+        found["min_legs"] = legs
+    if rank.min_active_recruits is not None:
+        found["min_active_recruits"] = rank.min_active_recruits
+    if rank.unlocked_levels is not None:
+        found["unlocked_levels"] = rank.unlocked_levels
+    if rank.differential_rate is not None:
+        found["differential_rate"] = format_rate(rank.differential_rate)
+    if rank.matching_rates:
+        found["matching_rates"] = [format_rate(rate) for rate in rank.matching_rates]
+    if rank.pool_shares is not None:
+        found["pool_shares"] = rank.pool_shares
+    money("advancement_bonus", rank.advancement_bonus)
+    return found

@@ -18,11 +18,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.db import members as member_sql
 from service.db import periods as period_sql
-from service.db.periods import LevelTotals, PeriodTotals, StatementRow
+from service.db import ranks as rank_sql
+from service.db.periods import BonusLineRow, LevelTotals, PeriodTotals, StatementRow
 from service.db.programs import ProgramRow
+from service.db.ranks import BonusRow, RankRow
+from service.domain.bonuses import BonusKind
 from service.domain.closing import CloseRefusal, refusal_to_close
+from service.domain.leadership import Leadership, bonus_totals, decide_leadership
 from service.domain.money import format_money, minor_unit
 from service.domain.periods import PeriodError, has_ended, next_period, parse_period, period_bounds
+from service.domain.plan import Plan
+from service.domain.ranks import rank_index
 from service.errors import (
     EarlierPeriodOpen,
     InvalidPeriod,
@@ -32,6 +38,7 @@ from service.errors import (
     ServiceError,
 )
 from service.services import plans
+from service.services.plans import PlanVersion
 
 ZERO = Decimal(0)
 
@@ -39,12 +46,14 @@ ZERO = Decimal(0)
 @dataclass(frozen=True, slots=True)
 class PeriodSummary:
     """A period's figures: `closed_at` is None while it is open (then the figures are what a
-    close would decide now). `ranks` counts the members paid as each rank."""
+    close would decide now). `ranks` counts the members paid as each rank; `bonuses` adds
+    up the bonus lines by kind of bonus (a kind without a line is absent)."""
 
     period: str
     closed_at: datetime | None
     totals: PeriodTotals
     ranks: dict[str, int]
+    bonuses: dict[str, Decimal]
 
     @property
     def status(self) -> str:
@@ -69,6 +78,7 @@ class MemberStatement:
     status: str
     statement: StatementRow
     levels: list[LevelTotals]
+    bonus_lines: list[BonusLineRow]
 
 
 def _instant(value: datetime) -> str:
@@ -76,14 +86,13 @@ def _instant(value: datetime) -> str:
 
 
 def summary_json(summary: PeriodSummary, currency: str) -> dict[str, Any]:
-    """A period's summary as the API and the CLI print it: money with the currency's digits.
-    Ranks and their bonuses do not exist yet: every kind of bonus is zero."""
+    """A period's summary as the API and the CLI print it: money with the currency's digits,
+    every kind of bonus present (zero without a line)."""
     totals = summary.totals
 
     def money(value: Decimal) -> str:
         return format_money(value, currency)
 
-    zero = money(ZERO)
     return {
         "period": summary.period,
         "status": summary.status,
@@ -95,7 +104,7 @@ def summary_json(summary: PeriodSummary, currency: str) -> dict[str, Any]:
             "personal": money(totals.personal),
             "override": money(totals.override),
             "reversal": money(totals.reversal),
-            "bonus": {"differential": zero, "matching": zero, "pool": zero, "advancement": zero},
+            "bonus": {kind.value: money(summary.bonuses.get(kind, ZERO)) for kind in BonusKind},
             "earned": money(totals.earned),
             "carried_in": money(totals.carried_in),
             "payable": money(totals.payable),
@@ -112,13 +121,16 @@ def valid_period(text: str) -> str:
         raise InvalidPeriod(str(error)) from error
 
 
-def _stored_figures(totals: PeriodTotals, ranks: dict[str, int]) -> dict[str, Any]:
+def _stored_figures(
+    totals: PeriodTotals, ranks: dict[str, int], bonuses: dict[str, Decimal]
+) -> dict[str, Any]:
     """A close's figures as stored with it: exact decimal text, not an API's formatting."""
     figures: dict[str, Any] = {
         f.name: f"{getattr(totals, f.name):f}" for f in fields(totals) if f.name != "statements"
     }
     figures["statements"] = totals.statements
     figures["ranks"] = ranks
+    figures["bonuses"] = {kind: f"{amount:f}" for kind, amount in bonuses.items()}
     return figures
 
 
@@ -128,8 +140,24 @@ def _summary_of(row: period_sql.ClosedPeriodRow) -> PeriodSummary:
         f.name: Decimal(stored[f.name]) for f in fields(PeriodTotals) if f.name != "statements"
     }
     totals = PeriodTotals(statements=int(stored["statements"]), **money)
+    bonuses = {kind: Decimal(amount) for kind, amount in stored.get("bonuses", {}).items()}
     return PeriodSummary(
-        period=row.period, closed_at=row.closed_at, totals=totals, ranks=dict(stored["ranks"])
+        period=row.period,
+        closed_at=row.closed_at,
+        totals=totals,
+        ranks=dict(stored["ranks"]),
+        bonuses=bonuses,
+    )
+
+
+async def _governing_version(
+    session: AsyncSession, program: ProgramRow, period: str
+) -> PlanVersion | None:
+    """The plan version in force at the period's last instant: it governs the period's
+    ranks, bonuses and payout minimum."""
+    _, end = period_bounds(period, program.timezone)
+    return await plans.in_force(
+        session, program.program_id, program.currency, end - timedelta(microseconds=1)
     )
 
 
@@ -137,10 +165,7 @@ async def _payout_minimum(
     session: AsyncSession, program: ProgramRow, period: str
 ) -> Decimal | None:
     """The payout minimum of the plan version in force at the period's last instant."""
-    _, end = period_bounds(period, program.timezone)
-    version = await plans.in_force(
-        session, program.program_id, program.currency, end - timedelta(microseconds=1)
-    )
+    version = await _governing_version(session, program, period)
     return None if version is None else version.plan.payout_minimum
 
 
@@ -166,14 +191,15 @@ def _refuse(
 async def close_period(
     session: AsyncSession, program: ProgramRow, period: str, *, dry_run: bool, now: datetime
 ) -> PeriodSummary:
-    """Close the period: write every member's statement and mark the period closed, in the
-    caller's transaction; answer its summary. Refused before the period's last instant has
-    passed (checked first), and while an earlier period holding activity is open. A period
-    closed already answers its close as it was, and changes nothing: closes of a program
-    take its lock one at a time, so a close racing another waits and then answers the
-    first's summary. The lock also keeps sales and refunds from booking into the period
-    while it closes: they wait, then book in the next period. With `dry_run` the summary
-    the close would give is computed and nothing is written (nor locked)."""
+    """Close the period: decide every member's rank and the bonuses they pay, write every
+    member's statement and mark the period closed, in the caller's transaction; answer its
+    summary. Refused before the period's last instant has passed (checked first), and while
+    an earlier period holding activity is open. A period closed already answers its close
+    as it was, and changes nothing: closes of a program take its lock one at a time, so a
+    close racing another waits and then answers the first's summary. The lock also keeps
+    sales and refunds from booking into the period while it closes: they wait, then book
+    in the next period. With `dry_run` the close is done inside a savepoint that is then
+    rolled back: the summary is exactly the close's, and nothing is kept (nor locked)."""
     program_id = program.program_id
     if not has_ended(period, program.timezone, now):
         _refuse(CloseRefusal.NOT_ENDED, period, None, None)
@@ -192,27 +218,138 @@ async def close_period(
     )
     if refusal is not None:
         _refuse(refusal, period, open_from, earliest)
-    minimum = await _payout_minimum(session, program, period)
-    ranks: dict[str, int] = {}
+    version = await _governing_version(session, program, period)
     if dry_run:
-        totals = await period_sql.compute_totals(session, program_id, period, minimum=minimum)
-        return PeriodSummary(period=period, closed_at=None, totals=totals, ranks=ranks)
-    totals = await period_sql.write_statements(session, program_id, period, minimum=minimum)
+        trial = await session.begin_nested()
+        try:
+            return await _settle(session, program, period, version, closed_at=None)
+        finally:
+            await trial.rollback()
+    summary = await _settle(session, program, period, version, closed_at=now)
     await period_sql.record_close(
         session,
         program_id,
         period=period,
         next_open=next_period(period),
         closed_at=now,
-        summary=_stored_figures(totals, ranks),
+        summary=_stored_figures(summary.totals, summary.ranks, summary.bonuses),
     )
-    return PeriodSummary(period=period, closed_at=now, totals=totals, ranks=ranks)
+    return summary
+
+
+async def _settle(
+    session: AsyncSession,
+    program: ProgramRow,
+    period: str,
+    version: PlanVersion | None,
+    *,
+    closed_at: datetime | None,
+) -> PeriodSummary:
+    """The period's end-of-period work, written: under a plan with ranks, every member's
+    rank and the bonus lines, then (always) the statements, which add up every line."""
+    program_id = program.program_id
+    plan = None if version is None else version.plan
+    ranks: dict[str, int] = {}
+    bonuses: dict[str, Decimal] = {}
+    if version is not None and plan is not None and plan.ranks:
+        leadership = await _decide_leadership(session, program, period, plan)
+        await _write_leadership(session, program_id, period, version.version, plan, leadership)
+        ranks = leadership.rank_counts(plan)
+        paid = {line.bonus for line in leadership.bonus_lines}
+        totals_by_kind = bonus_totals(leadership.bonus_lines)
+        bonuses = {kind.value: totals_by_kind[kind] for kind in BonusKind if kind in paid}
+    else:
+        await rank_sql.set_member_ranks(session, program_id, {})
+    minimum = None if plan is None else plan.payout_minimum
+    totals = await period_sql.write_statements(session, program_id, period, minimum=minimum)
+    return PeriodSummary(
+        period=period, closed_at=closed_at, totals=totals, ranks=ranks, bonuses=bonuses
+    )
+
+
+async def _decide_leadership(
+    session: AsyncSession, program: ProgramRow, period: str, plan: Plan
+) -> Leadership:
+    program_id = program.program_id
+    members = await rank_sql.tree_volumes(session, program_id, period)
+    achieved = {
+        member_id: rank_index(plan.ranks, name)
+        for member_id, name in (await rank_sql.achieved_ranks(session, program_id)).items()
+    }
+    return decide_leadership(
+        plan,
+        members,
+        earned_on_sales=await rank_sql.earned_on_sales(session, program_id, period),
+        achieved_before=achieved,
+        net_volume=await rank_sql.net_volume(session, program_id, period),
+        currency=program.currency,
+    )
+
+
+async def _write_leadership(
+    session: AsyncSession,
+    program_id: str,
+    period: str,
+    plan_version: int,
+    plan: Plan,
+    leadership: Leadership,
+) -> None:
+    """The period's rank rows (members with any figure), its bonus lines, and each member's
+    rank in force and achieved rank."""
+    names = [rank.name for rank in plan.ranks]
+
+    def name(index: int | None) -> str | None:
+        return None if index is None else names[index]
+
+    sponsors = leadership.sponsors
+    rows = (
+        RankRow(
+            member_id=s.member_id,
+            sponsor_id=sponsors.get(s.member_id),
+            active=s.active,
+            personal_volume=s.personal_volume,
+            organization_volume=s.organization_volume,
+            active_recruits=s.active_recruits,
+            rank=name(s.rank),
+            best_rank=name(s.best_rank),
+        )
+        for s in leadership.standings.values()
+        if s.personal_volume or s.organization_volume or s.best_rank is not None
+    )
+    await rank_sql.write_ranks(session, program_id, period, rows)
+    await rank_sql.write_bonus_lines(
+        session,
+        program_id,
+        period,
+        plan_version,
+        (
+            BonusRow(
+                bonus=line.bonus.value,
+                earner_id=line.earner_id,
+                source_member_id=line.source_id,
+                level=line.level,
+                rate=line.rate,
+                base=line.base,
+                amount=line.amount,
+            )
+            for line in leadership.bonus_lines
+        ),
+    )
+    await rank_sql.set_member_ranks(
+        session,
+        program_id,
+        {
+            member_id: (name(s.rank), name(leadership.achieved[member_id]))
+            for member_id, s in leadership.standings.items()
+            if s.rank is not None
+        },
+    )
 
 
 async def _open_summary(session: AsyncSession, program: ProgramRow, period: str) -> PeriodSummary:
     minimum = await _payout_minimum(session, program, period)
     totals = await period_sql.compute_totals(session, program.program_id, period, minimum=minimum)
-    return PeriodSummary(period=period, closed_at=None, totals=totals, ranks={})
+    return PeriodSummary(period=period, closed_at=None, totals=totals, ranks={}, bonuses={})
 
 
 async def get_period(session: AsyncSession, program: ProgramRow, period: str) -> PeriodSummary:
@@ -314,9 +451,13 @@ async def member_statement(
         session, program.program_id, period, member_id, closed=closed, minimum=minimum
     )
     levels = await period_sql.member_levels(session, program.program_id, member_id, period)
+    bonus_lines = await period_sql.member_bonus_lines(
+        session, program.program_id, member_id, period
+    )
     return MemberStatement(
         period=period,
         status="closed" if closed else "open",
         statement=row or _empty_statement(member_id, member.name),
         levels=levels,
+        bonus_lines=bonus_lines,
     )

@@ -326,6 +326,7 @@ def _participants(
                 status=entry.status,
                 personal_volume=volume,
                 enrolled_at=entry.enrolled_at,
+                unlocked_levels=plan.levels_unlocked_for(entry.rank),
             )
         )
     return participants

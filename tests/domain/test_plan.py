@@ -15,7 +15,9 @@ from service.domain.plan import (
     parse_plan,
     plan_to_json,
 )
-from service.domain.ranks import Rank
+from service.domain.ranks import LegRule, Rank
+
+D = Decimal
 
 SPEC_EXAMPLE = json.loads(
     """
@@ -181,7 +183,6 @@ NO_RATES = {"personal_rate": "0", "level_rates": []}
         (("activity", "window_days"), True),
         (("max_payout_ratio",), 0.6),
         (("max_payout_ratio",), "1.01"),
-        (("ranks",), [{"name": "gold"}]),
         (("ranks",), None),
     ],
 )
@@ -226,8 +227,6 @@ def test_rates_summing_past_one_are_reported_with_their_total() -> None:
     ]
 
 
-NOT_PAID_YET = (("ranks",), "ranks are not paid yet: the close does not decide them")
-
 # The ranks of the product's example plan: every requirement and every reward.
 RANKS_EXAMPLE = json.loads(
     """
@@ -268,9 +267,54 @@ def with_ranks(*changes: tuple[tuple[str | int, ...], object]) -> dict[str, obje
 DELETE = object()
 
 
-def test_a_valid_plan_with_ranks_is_refused_until_the_close_decides_them() -> None:
-    assert errors_of(with_ranks()) == [NOT_PAID_YET]
-    assert errors_of(with_change(("ranks",), [{"name": "gold"}])) == [NOT_PAID_YET]
+def test_the_example_ranks_parse_field_by_field_and_round_trip() -> None:
+    plan = parse_plan(with_ranks(), "USD")
+    assert plan.ranks == (
+        Rank("Bronze", min_personal_volume=D("100.00"), differential_rate=D("0.03")),
+        Rank(
+            "Silver",
+            min_personal_volume=D("100.00"),
+            min_organization_volume=D("1000.00"),
+            unlocked_levels=5,
+            differential_rate=D("0.06"),
+            matching_rates=(D("0.10"),),
+            advancement_bonus=D("100.00"),
+        ),
+        Rank(
+            "Gold",
+            min_personal_volume=D("100.00"),
+            min_organization_volume=D("5000.00"),
+            max_leg_share=D("0.40"),
+            min_legs=LegRule(count=2, rank=1),
+            min_active_recruits=3,
+            unlocked_levels=10,
+            differential_rate=D("0.09"),
+            matching_rates=(D("0.10"), D("0.05")),
+            pool_shares=1,
+            advancement_bonus=D("500.00"),
+        ),
+    )
+    assert (plan.unranked_levels, plan.leadership_pool_rate) == (3, D("0.01"))
+    canonical = plan_to_json(plan, "USD")
+    assert canonical["ranks"][2] == {  # type: ignore[index]
+        "name": "Gold",
+        "min_personal_volume": "100.00",
+        "min_organization_volume": "5000.00",
+        "max_leg_share": "0.40",
+        "min_legs": {"count": 2, "rank": "Silver"},
+        "min_active_recruits": 3,
+        "unlocked_levels": 10,
+        "differential_rate": "0.09",
+        "matching_rates": ["0.10", "0.05"],
+        "pool_shares": 1,
+        "advancement_bonus": "500.00",
+    }
+    assert (canonical["unranked_levels"], canonical["leadership_pool"]) == (3, {"rate": "0.01"})
+    assert parse_plan(canonical, "USD") == plan
+    by_volume = with_ranks((("ranks", 2, "min_legs"), {"count": 2, "volume": "500"}))
+    legs = plan_to_json(parse_plan(by_volume, "USD"), "USD")["ranks"][2]["min_legs"]  # type: ignore[index]
+    assert legs == {"count": 2, "volume": "500.00"}
+    assert parse_plan(with_change(("ranks",), [{"name": "gold"}]), "USD").ranks == (Rank("gold"),)
 
 
 @pytest.mark.parametrize(
@@ -336,9 +380,9 @@ def test_rules_between_ranks_are_named_with_what_is_wrong() -> None:
     assert locations_of(with_ranks((("ranks", 2, "differential_rate"), DELETE))) == [
         ("ranks", 2, "differential_rate")
     ]
-    assert errors_of(with_ranks((("ranks", 1, "min_organization_volume"), DELETE))) == [
-        NOT_PAID_YET
-    ]
+    # Requirements need not nest: Silver without an organization volume is a valid plan.
+    silver = parse_plan(with_ranks((("ranks", 1, "min_organization_volume"), DELETE)), "USD")
+    assert silver.ranks[1].min_organization_volume is None
     assert errors_of(with_ranks((("ranks", 2, "min_organization_volume"), DELETE))) == [
         (("ranks", 2, "max_leg_share"), "needs min_organization_volume, whose share it caps")
     ]

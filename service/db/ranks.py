@@ -1,0 +1,263 @@
+"""SQL for ranks and bonuses: what a close reads to decide them, and what it writes.
+
+A close reads the whole tree with each member's personal volume of the period in one
+query, decides in service/domain/, and writes the period's ranks and bonus lines with COPY
+(a month of a million members is a few hundred thousand rows of each).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.domain.ranks import MemberVolume
+
+_TREE = text(
+    """
+    SELECT m.member_id, m.sponsor_id, m.status = 'active' AS active,
+           COALESCE(v.volume, 0) AS personal_volume
+    FROM members m
+    LEFT JOIN member_period_volumes v
+      ON v.program_id = m.program_id AND v.member_id = m.member_id AND v.period = :period
+    WHERE m.program_id = :program_id
+    """
+)
+
+
+async def tree_volumes(session: AsyncSession, program_id: str, period: str) -> list[MemberVolume]:
+    """Every member of the program as they stand now, with their personal volume booked in
+    the period (net of the refunds booked in it)."""
+    result = await session.execute(_TREE, {"program_id": program_id, "period": period})
+    return [MemberVolume(r[0], r[1], r[2], r[3]) for r in result]
+
+
+_EARNED = text(
+    """
+    SELECT earner_id, sum(amount) FROM commission_lines
+    WHERE program_id = :program_id AND period = :period
+      AND kind IN ('personal', 'override', 'reversal')
+    GROUP BY earner_id
+    """
+)
+
+
+async def earned_on_sales(
+    session: AsyncSession, program_id: str, period: str
+) -> dict[str, Decimal]:
+    """What each member earned in the period on sales: their personal and override lines
+    net of the reversals booked in it."""
+    result = await session.execute(_EARNED, {"program_id": program_id, "period": period})
+    return {earner: amount for earner, amount in result}
+
+
+_NET_VOLUME = text(
+    "SELECT COALESCE(sum(volume), 0) FROM member_period_volumes"
+    " WHERE program_id = :program_id AND period = :period"
+)
+
+
+async def net_volume(session: AsyncSession, program_id: str, period: str) -> Decimal:
+    """The program's volume booked in the period, net of the refunds booked in it."""
+    found: Decimal = (
+        await session.execute(_NET_VOLUME, {"program_id": program_id, "period": period})
+    ).scalar_one()
+    return found
+
+
+_ACHIEVED = text(
+    "SELECT member_id, achieved_rank FROM members"
+    " WHERE program_id = :program_id AND achieved_rank IS NOT NULL"
+)
+
+
+async def achieved_ranks(session: AsyncSession, program_id: str) -> dict[str, str]:
+    """The highest rank each member was ever paid as, by name (members never ranked left
+    out)."""
+    result = await session.execute(_ACHIEVED, {"program_id": program_id})
+    return {member: rank for member, rank in result}
+
+
+@dataclass(frozen=True, slots=True)
+class RankRow:
+    """A member's figures in a closed period and the paid-as rank they decided."""
+
+    member_id: str
+    sponsor_id: str | None
+    active: bool
+    personal_volume: Decimal
+    organization_volume: Decimal
+    active_recruits: int
+    rank: str | None
+    best_rank: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BonusRow:
+    """A bonus line to write: booked in the close's period, under the plan version that
+    governs it."""
+
+    bonus: str
+    earner_id: str
+    source_member_id: str
+    level: int
+    rate: Decimal
+    base: Decimal
+    amount: Decimal
+
+
+async def _copy(
+    session: AsyncSession, table: str, columns: Sequence[str], records: Iterable[Sequence[Any]]
+) -> None:
+    """COPY the records into the table, in the session's transaction."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    await driver.copy_records_to_table(table, records=records, columns=list(columns))
+
+
+_RANK_COLUMNS = (
+    "program_id",
+    "period",
+    "member_id",
+    "sponsor_id",
+    "active",
+    "personal_volume",
+    "organization_volume",
+    "active_recruits",
+    "rank",
+    "best_rank",
+)
+
+
+async def write_ranks(
+    session: AsyncSession, program_id: str, period: str, rows: Iterable[RankRow]
+) -> None:
+    """Write the period's rank rows (the close writes one per member with any figure)."""
+    await _copy(
+        session,
+        "period_ranks",
+        _RANK_COLUMNS,
+        (
+            (
+                program_id,
+                period,
+                r.member_id,
+                r.sponsor_id,
+                r.active,
+                r.personal_volume,
+                r.organization_volume,
+                r.active_recruits,
+                r.rank,
+                r.best_rank,
+            )
+            for r in rows
+        ),
+    )
+
+
+_LINE_COLUMNS = (
+    "program_id",
+    "earner_id",
+    "source_member_id",
+    "kind",
+    "bonus",
+    "level",
+    "paid_level",
+    "rate",
+    "base",
+    "amount",
+    "period",
+    "plan_version",
+)
+
+
+async def write_bonus_lines(
+    session: AsyncSession,
+    program_id: str,
+    period: str,
+    plan_version: int,
+    lines: Iterable[BonusRow],
+) -> None:
+    """Write the period's bonus lines (kind `bonus`, no sale; `paid_level` is `level`)."""
+    await _copy(
+        session,
+        "commission_lines",
+        _LINE_COLUMNS,
+        (
+            (
+                program_id,
+                line.earner_id,
+                line.source_member_id,
+                "bonus",
+                line.bonus,
+                line.level,
+                line.level,
+                line.rate,
+                line.base,
+                line.amount,
+                period,
+                plan_version,
+            )
+            for line in lines
+        ),
+    )
+
+
+_SET_RANKS = text(
+    """
+    UPDATE members m
+    SET rank = u.rank, achieved_rank = u.achieved_rank
+    FROM unnest(CAST(:members AS text[]), CAST(:ranks AS text[]), CAST(:achieved AS text[]))
+         AS u(member_id, rank, achieved_rank)
+    WHERE m.program_id = :program_id AND m.member_id = u.member_id
+      AND (m.rank IS DISTINCT FROM u.rank OR m.achieved_rank IS DISTINCT FROM u.achieved_rank)
+    """
+)
+
+_CLEAR_RANKS = text(
+    """
+    UPDATE members SET rank = NULL
+    WHERE program_id = :program_id AND rank IS NOT NULL
+      AND member_id <> ALL(CAST(:members AS text[]))
+    """
+)
+
+
+async def set_member_ranks(
+    session: AsyncSession, program_id: str, ranks: dict[str, tuple[str | None, str | None]]
+) -> None:
+    """Set each given member's rank in force and achieved rank (member id -> (rank,
+    achieved)); every other member's rank in force becomes none. Rows already right are not
+    touched."""
+    members = list(ranks)
+    await session.execute(_CLEAR_RANKS, {"program_id": program_id, "members": members})
+    await session.execute(
+        _SET_RANKS,
+        {
+            "program_id": program_id,
+            "members": members,
+            "ranks": [ranks[m][0] for m in members],
+            "achieved": [ranks[m][1] for m in members],
+        },
+    )
+
+
+_BONUS_TOTALS = text(
+    """
+    SELECT bonus, sum(amount) FROM commission_lines
+    WHERE program_id = :program_id AND period = :period AND kind = 'bonus'
+    GROUP BY bonus
+    """
+)
+
+
+async def bonus_totals(session: AsyncSession, program_id: str, period: str) -> dict[str, Decimal]:
+    """The period's bonus lines added up by kind of bonus (kinds without a line left out)."""
+    result = await session.execute(_BONUS_TOTALS, {"program_id": program_id, "period": period})
+    return {bonus: amount for bonus, amount in result}

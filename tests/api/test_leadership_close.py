@@ -1,0 +1,321 @@
+"""The close under a plan with ranks: paid-as ranks with the figures that decided them,
+bonus lines of every kind in the statements and the summary, an advancement paid once
+across two closes, a dry run that keeps nothing.
+
+A plan with ranks is still refused through the API (rank progress and rank-gated depth
+are not served yet), so these tests store the plan version directly, as validated."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from service.db import plans as plan_sql
+from service.domain.plan import parse_plan, plan_to_json
+from tests.api.flows import enroll_chain, post_sale
+from tests.conftest import Program
+
+D = Decimal
+OCTOBER = "2026-10-05T00:00:00Z"
+
+RANKED_PLAN: dict[str, Any] = {
+    "categories": {"product": {"personal_rate": "0.10", "level_rates": ["0.05", "0.03"]}},
+    "ranks": [
+        {"name": "Bronze", "min_personal_volume": "100.00", "differential_rate": "0.02"},
+        {
+            "name": "Silver",
+            "min_personal_volume": "100.00",
+            "min_organization_volume": "500.00",
+            "differential_rate": "0.04",
+            "matching_rates": ["0.10"],
+            "pool_shares": 1,
+            "advancement_bonus": "50.00",
+        },
+    ],
+    "leadership_pool": {"rate": "0.01"},
+}
+
+
+async def store_plan(
+    sessions: async_sessionmaker[AsyncSession], program: Program, rules: dict[str, Any]
+) -> None:
+    plan = parse_plan(rules, program.currency)
+    async with sessions() as session, session.begin():
+        await plan_sql.insert_version(
+            session,
+            program.id,
+            effective_from=datetime(2026, 1, 1, tzinfo=UTC),
+            body=plan_to_json(plan, program.currency),
+        )
+
+
+async def close(
+    client: httpx.AsyncClient, program: Program, period: str, *, dry_run: bool = False
+) -> dict[str, Any]:
+    params = {"dry_run": "true"} if dry_run else {}
+    response = await client.post(
+        f"/v1/periods/{period}/close", params=params, headers=program.headers
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def rows(sessions: async_sessionmaker[AsyncSession], sql: str, **bound: Any) -> list[Any]:
+    async with sessions() as session:
+        return [tuple(row) for row in await session.execute(text(sql), bound)]
+
+
+async def bonus_lines(
+    sessions: async_sessionmaker[AsyncSession], program: Program, period: str
+) -> list[tuple[str, str, str, int, str, str, str]]:
+    found = await rows(
+        sessions,
+        """
+        SELECT bonus, earner_id, source_member_id, level, rate, base, amount
+        FROM commission_lines
+        WHERE program_id = :p AND period = :period AND kind = 'bonus'
+        ORDER BY bonus, earner_id, source_member_id
+        """,
+        p=program.id,
+        period=period,
+    )
+    return [
+        (b, e, s, lv, f"{r.normalize():f}", f"{base:.2f}", f"{a:.2f}")
+        for b, e, s, lv, r, base, a in found
+    ]
+
+
+async def member_ranks(
+    sessions: async_sessionmaker[AsyncSession], program: Program
+) -> dict[str, tuple[str | None, str | None]]:
+    found = await rows(
+        sessions,
+        "SELECT member_id, rank, achieved_rank FROM members WHERE program_id = :p",
+        p=program.id,
+    )
+    return {member: (rank, achieved) for member, rank, achieved in found}
+
+
+async def test_a_close_decides_ranks_and_pays_every_bonus(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], program: Program
+) -> None:
+    await store_plan(sessions, program, RANKED_PLAN)
+    await enroll_chain(client, program, "A", "B", "C")
+    # October: C sells 300.00 (C 30.00 personal, B 15.00 level 1, A 9.00 level 2); B sells
+    # 150.00 (B 15.00, A 7.50); A sells 100.00 (A 10.00). Personal 55.00, override 31.50.
+    for sale_id, seller, amount in (("O-1", "C", "300.00"), ("O-2", "B", "150.00")):
+        await post_sale(
+            client, program, sale_id, seller, amount, occurred_at="2026-10-05T00:00:00Z"
+        )
+    await post_sale(client, program, "O-3", "A", "100.00", occurred_at="2026-10-06T00:00:00Z")
+
+    # PV: A 100, B 150, C 300; OV: C 300, B 450, A 550. C and B: Bronze (OV below 500);
+    # A: Silver (PV 100, OV 550).
+    # Differential: C's 300 pays C 2 % (6.00) and A the 2 % more of Silver (6.00); B's 150
+    # pays B 3.00 and A 3.00; A's 100 pays A 4 % (4.00). In all 22.00.
+    # Matching: A (Silver, 10 % of generation 1) on what B earned: 15.00 personal + 15.00
+    # override + 3.00 differential = 33.00 -> 3.30.
+    # Pool: 1 % of the net volume 550.00 = 5.50, all of it to A (the only share).
+    # Advancement: A reaches Silver for the first time: 50.00.
+    # Bonus 80.80; earned 55.00 + 31.50 + 80.80 = 167.30, all payable (no minimum).
+    dry = await close(client, program, "2026-10", dry_run=True)
+    assert (await bonus_lines(sessions, program, "2026-10")) == []
+    assert await member_ranks(sessions, program) == {m: (None, None) for m in "ABC"}
+    assert (
+        await rows(sessions, "SELECT * FROM period_ranks WHERE program_id = :p", p=program.id) == []
+    )
+
+    october = await close(client, program, "2026-10")
+    assert october["ranks"] == {"Bronze": 2, "Silver": 1}
+    assert october["totals"] == {
+        "personal": "55.00",
+        "override": "31.50",
+        "reversal": "0.00",
+        "bonus": {
+            "differential": "22.00",
+            "matching": "3.30",
+            "pool": "5.50",
+            "advancement": "50.00",
+        },
+        "earned": "167.30",
+        "carried_in": "0.00",
+        "payable": "167.30",
+        "carried_forward": "0.00",
+    }
+    assert {**dry, "status": "closed", "closed_at": october["closed_at"]} == october
+    assert await bonus_lines(sessions, program, "2026-10") == [
+        ("advancement", "A", "A", 0, "1", "50.00", "50.00"),
+        ("differential", "A", "A", 0, "0.04", "100.00", "4.00"),
+        ("differential", "A", "B", 1, "0.02", "150.00", "3.00"),
+        ("differential", "A", "C", 2, "0.02", "300.00", "6.00"),
+        ("differential", "B", "B", 0, "0.02", "150.00", "3.00"),
+        ("differential", "C", "C", 0, "0.02", "300.00", "6.00"),
+        ("matching", "A", "B", 1, "0.1", "33.00", "3.30"),
+        ("pool", "A", "A", 0, "1", "5.50", "5.50"),
+    ]
+    # The figures that decided each rank, as they stood at the close.
+    assert await rows(
+        sessions,
+        """
+        SELECT member_id, sponsor_id, active, personal_volume, organization_volume,
+               active_recruits, rank, best_rank
+        FROM period_ranks WHERE program_id = :p AND period = '2026-10' ORDER BY member_id
+        """,
+        p=program.id,
+    ) == [
+        ("A", None, True, D("100.00"), D("550.00"), 1, "Silver", "Silver"),
+        ("B", "A", True, D("150.00"), D("450.00"), 1, "Bronze", "Bronze"),
+        ("C", "B", True, D("300.00"), D("300.00"), 0, "Bronze", "Bronze"),
+    ]
+    assert await member_ranks(sessions, program) == {
+        "A": ("Silver", "Silver"),
+        "B": ("Bronze", "Bronze"),
+        "C": ("Bronze", "Bronze"),
+    }
+    page = (await client.get("/v1/periods/2026-10/statements", headers=program.headers)).json()
+    assert [
+        (s["member_id"], s["rank"], s["personal"], s["override"], s["bonus"], s["earned"])
+        for s in page["items"]
+    ] == [
+        # A: 13.00 differential + 3.30 matching + 5.50 pool + 50.00 advancement = 71.80
+        ("A", "Silver", "10.00", "16.50", "71.80", "98.30"),
+        ("B", "Bronze", "15.00", "15.00", "3.00", "33.00"),
+        ("C", "Bronze", "30.00", "0.00", "6.00", "36.00"),
+    ]
+
+    statement = (
+        await client.get("/v1/members/A/statements/2026-10", headers=program.headers)
+    ).json()
+    assert statement["bonus_lines"] == [
+        {"bonus": "advancement", "source_member_id": "A", "level": 0, "base": "50.00",
+         "rate": "1.00", "amount": "50.00"},
+        {"bonus": "differential", "source_member_id": "A", "level": 0, "base": "100.00",
+         "rate": "0.04", "amount": "4.00"},
+        {"bonus": "differential", "source_member_id": "B", "level": 1, "base": "150.00",
+         "rate": "0.02", "amount": "3.00"},
+        {"bonus": "differential", "source_member_id": "C", "level": 2, "base": "300.00",
+         "rate": "0.02", "amount": "6.00"},
+        {"bonus": "matching", "source_member_id": "B", "level": 1, "base": "33.00",
+         "rate": "0.10", "amount": "3.30"},
+        {"bonus": "pool", "source_member_id": "A", "level": 0, "base": "5.50",
+         "rate": "1.00", "amount": "5.50"},
+    ]  # fmt: skip
+    assert (statement["rank"], statement["bonus"], statement["earned"]) == (
+        "Silver",
+        "71.80",
+        "98.30",
+    )
+    # The member's ledger lists the bonus lines too, without a sale.
+    ledger = (
+        await client.get(
+            "/v1/members/C/commissions", params={"period": "2026-10"}, headers=program.headers
+        )
+    ).json()
+    assert [(x["kind"], x["bonus"], x["sale_id"], x["amount"]) for x in ledger["items"]] == [
+        ("personal", None, "O-1", "30.00"),
+        ("bonus", "differential", None, "6.00"),
+    ]
+
+    # November: only A sells, 600.00 (60.00 personal): PV = OV = 600, Silver again; B and
+    # C hold no rank. Differential 4 % = 24.00; B earned nothing, so no matching; pool
+    # 1 % of 600.00 = 6.00; no advancement (A achieved Silver in October). Earned 90.00.
+    await post_sale(client, program, "O-4", "A", "600.00", occurred_at="2026-11-02T00:00:00Z")
+    november = await close(client, program, "2026-11")
+    assert november["ranks"] == {"Silver": 1}
+    assert november["totals"]["bonus"] == {
+        "differential": "24.00",
+        "matching": "0.00",
+        "pool": "6.00",
+        "advancement": "0.00",
+    }
+    assert november["totals"]["earned"] == "90.00"
+    assert await bonus_lines(sessions, program, "2026-11") == [
+        ("differential", "A", "A", 0, "0.04", "600.00", "24.00"),
+        ("pool", "A", "A", 0, "1", "6.00", "6.00"),
+    ]
+    # B and C had no volume: no rank row, and no rank in force; what they achieved stays.
+    assert await rows(
+        sessions,
+        "SELECT member_id, rank FROM period_ranks WHERE program_id = :p AND period = '2026-11'",
+        p=program.id,
+    ) == [("A", "Silver")]
+    assert await member_ranks(sessions, program) == {
+        "A": ("Silver", "Silver"),
+        "B": (None, "Bronze"),
+        "C": (None, "Bronze"),
+    }
+    # A second close answers the first and writes nothing more.
+    assert await close(client, program, "2026-11") == november
+    assert len(await bonus_lines(sessions, program, "2026-11")) == 2
+
+
+GATED_PLAN: dict[str, Any] = {
+    "categories": {"product": {"personal_rate": "0.10", "level_rates": ["0.05", "0.03"]}},
+    "ranks": [
+        {"name": "Bronze", "min_personal_volume": "100.00", "unlocked_levels": 1},
+        {
+            "name": "Silver",
+            "min_personal_volume": "100.00",
+            "min_organization_volume": "500.00",
+            "unlocked_levels": 2,
+        },
+    ],
+    "unranked_levels": 0,
+}
+
+
+async def levels_of(client: httpx.AsyncClient, program: Program, sale_id: str) -> list[Any]:
+    sale = (await client.get(f"/v1/sales/{sale_id}", headers=program.headers)).json()
+    return [(x["member_id"], x["paid_level"], x["amount"], x["reason"]) for x in sale["levels"]]
+
+
+async def test_overrides_pay_only_the_levels_the_rank_in_force_unlocks(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], program: Program
+) -> None:
+    await store_plan(sessions, program, GATED_PLAN)
+    await enroll_chain(client, program, "A", "B", "C")
+    # October, before any close: nobody has a rank in force, and unranked members unlock
+    # no level. C sells 400.00: C's 40.00 personal only; B (level 1) and A (level 2) hold
+    # their levels but are not paid (rank_depth). B sells 100.00: B 10.00; A not paid.
+    await post_sale(client, program, "O-1", "C", "400.00", occurred_at=OCTOBER)
+    await post_sale(client, program, "O-2", "B", "100.00", occurred_at=OCTOBER)
+    assert await levels_of(client, program, "O-1") == [
+        ("B", 1, None, "rank_depth"),
+        ("A", 2, None, "rank_depth"),
+    ]
+    assert await levels_of(client, program, "O-2") == [("A", 1, None, "rank_depth")]
+    # The close: PV A 0, B 100, C 400; OV C 400, B 500. C is Bronze (unlocks 1 level), B is
+    # Silver (2 levels), A (no PV) holds no rank.
+    october = await close(client, program, "2026-10")
+    assert october["ranks"] == {"Bronze": 1, "Silver": 1}
+    assert october["totals"]["override"] == "0.00"
+    # November: C sells 100.00: C 10.00; B, Silver in force, earns level 1's 5 % = 5.00; A,
+    # unranked, holds level 2 and is not paid. A later sale of B's: A still not paid.
+    await post_sale(client, program, "O-3", "C", "100.00", occurred_at="2026-11-02T00:00:00Z")
+    assert await levels_of(client, program, "O-3") == [
+        ("B", 1, "5.00", None),
+        ("A", 2, None, "rank_depth"),
+    ]
+    sale = (await client.get("/v1/sales/O-3", headers=program.headers)).json()
+    assert [(x["earner_id"], x["kind"], x["amount"]) for x in sale["lines"]] == [
+        ("C", "personal", "10.00"),
+        ("B", "override", "5.00"),
+    ]
+
+
+async def test_a_plan_with_ranks_is_still_refused_through_the_api(
+    client: httpx.AsyncClient, program: Program
+) -> None:
+    response = await client.put(
+        "/v1/plan",
+        json={"effective_from": "2026-01-01T00:00:00Z", **RANKED_PLAN},
+        headers=program.headers,
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "validation_error"
