@@ -91,9 +91,10 @@ def differential_bonuses(
         above = steps.get(sponsor, ()) if sponsor is not None else ()
         depth[member_id] = depth[sponsor] + 1 if sponsor is not None and sponsor in depth else 0
         own = _rate_of(ranks, standings.get(member_id))
-        mine = tuple(step for step in above if step[2] > own)
+        mine = above  # every step above has a positive rate: none is passed by a zero
         if own > ZERO:
-            mine = ((member_id, depth[member_id], own), *mine)
+            kept = tuple(step for step in above if step[2] > own)
+            mine = ((member_id, depth[member_id], own), *kept)
         steps[member_id] = mine
         standing = standings.get(member_id)
         if standing is None or standing.personal_volume <= ZERO:

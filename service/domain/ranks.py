@@ -11,7 +11,7 @@ are given changes nothing.
 """
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
@@ -221,14 +221,38 @@ def checks(rank: Rank, standing: Standing) -> tuple[Check, ...]:
     return tuple(found)
 
 
-def _paid_as(ranks: Sequence[Rank], standing: Standing) -> int | None:
-    """The highest rank whose requirements all hold (only an active member holds one)."""
-    if not standing.active:
-        return None
-    for index in range(len(ranks) - 1, -1, -1):
-        if all(check.met for check in checks(ranks[index], standing)):
-            return index
-    return None
+def _holds(
+    rank: Rank,
+    personal: Decimal,
+    organization: Decimal,
+    legs: tuple[Leg, ...],
+    active_recruits: int,
+) -> bool:
+    """Whether every requirement of `rank` holds: what `checks` decides, without building
+    the checks (the close asks it of every member and rank), cheapest test first. The
+    counted organization volume is never above the organization volume, so the latter
+    failing decides it."""
+    if rank.min_personal_volume is not None and personal < rank.min_personal_volume:
+        return False
+    if rank.min_active_recruits is not None and active_recruits < rank.min_active_recruits:
+        return False
+    if rank.min_legs is not None and (
+        len(legs) < rank.min_legs.count
+        or _qualified_legs(rank.min_legs, legs) < rank.min_legs.count
+    ):
+        return False
+    floor = rank.min_organization_volume
+    if floor is not None:
+        if organization < floor:
+            return False
+        if rank.max_leg_share is not None:
+            cap = EXACT.multiply(rank.max_leg_share, floor)
+            counted = personal
+            for leg in legs:
+                counted = EXACT.add(counted, leg.volume if leg.volume < cap else cap)
+            if counted < floor:
+                return False
+    return True
 
 
 def decide_ranks(ranks: Sequence[Rank], members: Iterable[MemberVolume]) -> dict[str, Standing]:
@@ -236,7 +260,8 @@ def decide_ranks(ranks: Sequence[Rank], members: Iterable[MemberVolume]) -> dict
 
     `members` is the whole tree as it stands at the close, in any order: a member whose
     sponsor is not among them is a root. A cycle of sponsors is a ValueError (the genealogy
-    never holds one).
+    never holds one). Only an active member holds a rank: the highest whose requirements
+    all hold.
     """
     by_id = {member.member_id: member for member in members}
     recruits: dict[str, list[str]] = {}
@@ -254,24 +279,46 @@ def decide_ranks(ranks: Sequence[Rank], members: Iterable[MemberVolume]) -> dict
     if len(order) != len(by_id):
         raise ValueError("the sponsors form a cycle")
 
+    highest_first = list(enumerate(ranks))[::-1]
     decided: dict[str, Standing] = {}
+    best: dict[str, int | None] = {}
+    no_legs: tuple[Leg, ...] = ()
     for member_id in reversed(order):  # every recruit decided before their sponsor
         member = by_id[member_id]
-        below = [decided[recruit] for recruit in sorted(recruits.get(member_id, ()))]
-        organization = member.personal_volume
-        for recruit in below:
-            organization = EXACT.add(organization, recruit.organization_volume)
-        undecided = Standing(
+        personal = member.personal_volume
+        organization = personal
+        legs = no_legs
+        active_recruits = 0
+        best_rank: int | None = None
+        own = recruits.get(member_id)
+        if own:
+            below = [decided[recruit] for recruit in sorted(own)]
+            for r in below:
+                organization = EXACT.add(organization, r.organization_volume)
+                if r.active and r.personal_volume > 0:
+                    active_recruits += 1
+            legs = tuple(Leg(r.member_id, r.organization_volume, best[r.member_id]) for r in below)
+            for leg in legs:
+                if leg.best_rank is not None and (best_rank is None or leg.best_rank > best_rank):
+                    best_rank = leg.best_rank
+        rank = None
+        if member.active:
+            for index, candidate in highest_first:
+                if _holds(candidate, personal, organization, legs, active_recruits):
+                    rank = index
+                    break
+        if rank is not None and (best_rank is None or rank > best_rank):
+            best_rank = rank
+        best[member_id] = best_rank
+        decided[member_id] = Standing(
             member_id=member_id,
             active=member.active,
-            personal_volume=member.personal_volume,
+            personal_volume=personal,
             organization_volume=organization,
-            legs=tuple(Leg(r.member_id, r.organization_volume, r.best_rank) for r in below),
-            active_recruits=sum(1 for r in below if r.active and r.personal_volume > 0),
-            rank=None,
+            legs=legs,
+            active_recruits=active_recruits,
+            rank=rank,
         )
-        rank = _paid_as(ranks, undecided)
-        decided[member_id] = undecided if rank is None else replace(undecided, rank=rank)
     return decided
 
 
