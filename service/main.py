@@ -11,7 +11,18 @@ from fastapi.openapi.utils import get_openapi
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service import __doc__ as summary
-from service.api import document, events, health, members, periods, plans, problems, reports, sales
+from service.api import (
+    document,
+    events,
+    health,
+    members,
+    periods,
+    plans,
+    problems,
+    ranks,
+    reports,
+    sales,
+)
 from service.api.middleware import BodyLimit, RequestContext
 from service.config import Settings
 from service.db.engine import open_database
@@ -66,6 +77,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         reports.router,
         events.router,
         periods.router,
+        ranks.router,
     )
     for router in routers:
         app.include_router(router)

@@ -58,6 +58,7 @@ async def get_member(member_id: MemberPath, session: SessionDep, caller: Reader)
         **Member.of(found.member).model_dump(),
         direct_recruits=found.direct_recruits,
         downline_size=found.downline_size,
+        achieved_rank=found.achieved_rank,
     )
 
 

@@ -56,7 +56,7 @@ class Member(BaseModel):
     enrolled_at: datetime
     status: Status
     name: str | None
-    rank: str | None
+    rank: str | None = Field(description="the rank in force: paid-as in the latest close")
     updated_at: datetime
 
     @classmethod
@@ -67,6 +67,7 @@ class Member(BaseModel):
 class MemberDetail(Member):
     direct_recruits: int = Field(description="members this member sponsors directly")
     downline_size: int = Field(description="everyone below this member, at any depth")
+    achieved_rank: str | None = Field(description="the highest rank this member was ever paid as")
 
 
 class Relative(BaseModel):

@@ -261,3 +261,91 @@ async def bonus_totals(session: AsyncSession, program_id: str, period: str) -> d
     """The period's bonus lines added up by kind of bonus (kinds without a line left out)."""
     result = await session.execute(_BONUS_TOTALS, {"program_id": program_id, "period": period})
     return {bonus: amount for bonus, amount in result}
+
+
+_SUBTREE = text(
+    """
+    SELECT m.member_id, m.sponsor_id, m.status = 'active' AS active,
+           COALESCE(v.volume, 0) AS personal_volume
+    FROM members r
+    JOIN members m ON m.program_id = r.program_id AND m.lo >= r.lo AND m.lo < r.hi
+    LEFT JOIN member_period_volumes v
+      ON v.program_id = m.program_id AND v.member_id = m.member_id AND v.period = :period
+    WHERE r.program_id = :program_id AND r.member_id = :member_id
+    """
+)
+
+
+async def subtree_volumes(
+    session: AsyncSession, program_id: str, member_id: str, period: str
+) -> list[MemberVolume]:
+    """The member and everyone below them as they stand now (one range scan of the tree
+    labels), with their personal volume booked in the period so far."""
+    result = await session.execute(
+        _SUBTREE, {"program_id": program_id, "member_id": member_id, "period": period}
+    )
+    return [MemberVolume(r[0], r[1], r[2], r[3]) for r in result]
+
+
+_FROZEN = text(
+    """
+    SELECT member_id, sponsor_id, active, personal_volume, organization_volume,
+           active_recruits, rank, best_rank
+    FROM period_ranks
+    WHERE program_id = :program_id AND period = :period
+      AND (member_id = :member_id OR sponsor_id = :member_id)
+    """
+)
+
+
+async def frozen_figures(
+    session: AsyncSession, program_id: str, period: str, member_id: str
+) -> tuple[RankRow | None, list[RankRow]]:
+    """What the close of the period stored for the member (None: no figure at all) and for
+    each of their direct recruits at the close that had any."""
+    result = await session.execute(
+        _FROZEN, {"program_id": program_id, "period": period, "member_id": member_id}
+    )
+    own, recruits = None, []
+    for row in result:
+        found = RankRow(*row)
+        if found.member_id == member_id:
+            own = found
+        else:
+            recruits.append(found)
+    return own, recruits
+
+
+_HISTORY = text(
+    """
+    SELECT c.period, r.rank FROM closed_periods c
+    LEFT JOIN period_ranks r
+      ON r.program_id = c.program_id AND r.period = c.period AND r.member_id = :member_id
+    WHERE c.program_id = :program_id
+    ORDER BY c.period DESC
+    """
+)
+
+
+async def rank_history(
+    session: AsyncSession, program_id: str, member_id: str
+) -> list[tuple[str, str | None]]:
+    """(period, paid-as rank) for every closed period of the program, newest first."""
+    result = await session.execute(_HISTORY, {"program_id": program_id, "member_id": member_id})
+    return [(period, rank) for period, rank in result]
+
+
+_MEMBER_RANKS = text(
+    "SELECT rank, achieved_rank FROM members WHERE program_id = :program_id"
+    " AND member_id = :member_id"
+)
+
+
+async def member_ranks(
+    session: AsyncSession, program_id: str, member_id: str
+) -> tuple[str | None, str | None] | None:
+    """The member's (rank in force, achieved rank); None for an unknown member."""
+    row = (
+        await session.execute(_MEMBER_RANKS, {"program_id": program_id, "member_id": member_id})
+    ).one_or_none()
+    return None if row is None else (row[0], row[1])

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db import labels as labels_sql
 from service.db import members as member_sql
+from service.db import ranks as rank_sql
 from service.db.members import MemberRow, MoveRow, RelativeRow
 from service.domain.labels import split
 from service.errors import (
@@ -39,6 +40,7 @@ class MemberWithTeam:
     member: MemberRow
     direct_recruits: int
     downline_size: int
+    achieved_rank: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +292,13 @@ def _repeated(first: EnrollInput, again: EnrollInput) -> Enrolment | ServiceErro
 async def get_with_team(session: AsyncSession, program_id: str, member_id: str) -> MemberWithTeam:
     member = await _require_member(session, program_id, member_id)
     direct, size = await member_sql.team_counts(session, program_id, member_id)
-    return MemberWithTeam(member=member, direct_recruits=direct, downline_size=size)
+    held = await rank_sql.member_ranks(session, program_id, member_id)
+    return MemberWithTeam(
+        member=member,
+        direct_recruits=direct,
+        downline_size=size,
+        achieved_rank=None if held is None else held[1],
+    )
 
 
 _UNSET = object()

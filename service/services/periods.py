@@ -150,7 +150,7 @@ def _summary_of(row: period_sql.ClosedPeriodRow) -> PeriodSummary:
     )
 
 
-async def _governing_version(
+async def governing_version(
     session: AsyncSession, program: ProgramRow, period: str
 ) -> PlanVersion | None:
     """The plan version in force at the period's last instant: it governs the period's
@@ -165,7 +165,7 @@ async def _payout_minimum(
     session: AsyncSession, program: ProgramRow, period: str
 ) -> Decimal | None:
     """The payout minimum of the plan version in force at the period's last instant."""
-    version = await _governing_version(session, program, period)
+    version = await governing_version(session, program, period)
     return None if version is None else version.plan.payout_minimum
 
 
@@ -218,7 +218,7 @@ async def close_period(
     )
     if refusal is not None:
         _refuse(refusal, period, open_from, earliest)
-    version = await _governing_version(session, program, period)
+    version = await governing_version(session, program, period)
     if dry_run:
         trial = await session.begin_nested()
         try:

@@ -91,6 +91,23 @@ async def bonus_lines(
     ]
 
 
+def PV_100_OF(actual: str) -> dict[str, Any]:  # noqa: N802 - reads as the requirement it is
+    return {"requirement": "min_personal_volume", "required": "100.00", "actual": actual,
+            "met": Decimal(actual) >= 100}  # fmt: skip
+
+
+async def rank_of(
+    client: httpx.AsyncClient, program: Program, member_id: str, period: str
+) -> dict[str, Any]:
+    response = await client.get(
+        f"/v1/members/{member_id}/rank", params={"period": period}, headers=program.headers
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    assert (body["member_id"], body["period"], body["currency"]) == (member_id, period, "USD")
+    return body
+
+
 async def member_ranks(
     sessions: async_sessionmaker[AsyncSession], program: Program
 ) -> dict[str, tuple[str | None, str | None]]:
@@ -222,10 +239,58 @@ async def test_a_close_decides_ranks_and_pays_every_bonus(
         ("bonus", "differential", None, "6.00"),
     ]
 
+    # Where A and B stand in the closed October: the figures the close froze.
+    a_october = await rank_of(client, program, "A", "2026-10")
+    figures = ("status", "rank", "personal_volume", "organization_volume")
+    assert {k: a_october[k] for k in figures} == {
+        "status": "closed", "rank": "Silver", "personal_volume": "100.00",
+        "organization_volume": "550.00",
+    }  # fmt: skip
+    assert a_october["legs"] == [
+        {"member_id": "B", "volume": "450.00", "rank": "Bronze", "best_rank": "Bronze"}
+    ]
+    assert a_october["ranks"] == [
+        {"name": "Bronze", "qualified": True, "requirements": [PV_100_OF("100.00")]},
+        {"name": "Silver", "qualified": True, "requirements": [
+            PV_100_OF("100.00"),
+            {"requirement": "min_organization_volume", "required": "500.00", "actual": "550.00",
+             "met": True},
+        ]},
+    ]  # fmt: skip
+    assert a_october["next_rank"] is None
+    b_october = await rank_of(client, program, "B", "2026-10")
+    assert (b_october["rank"], b_october["active_recruits"]) == ("Bronze", 1)
+    assert b_october["next_rank"] == {
+        "name": "Silver",
+        "missing": [
+            {"requirement": "min_organization_volume", "required": "500.00", "actual": "450.00",
+             "met": False}
+        ],
+    }  # fmt: skip
+
     # November: only A sells, 600.00 (60.00 personal): PV = OV = 600, Silver again; B and
     # C hold no rank. Differential 4 % = 24.00; B earned nothing, so no matching; pool
     # 1 % of 600.00 = 6.00; no advancement (A achieved Silver in October). Earned 90.00.
     await post_sale(client, program, "O-4", "A", "600.00", occurred_at="2026-11-02T00:00:00Z")
+    # Before the close: what it would decide now. B and C sold nothing: no leg is shown.
+    a_now = await rank_of(client, program, "A", "2026-11")
+    assert (a_now["status"], a_now["rank"], a_now["rank_in_force"], a_now["legs"]) == (
+        "open", "Silver", "Silver", []
+    )  # fmt: skip
+    assert (a_now["personal_volume"], a_now["organization_volume"]) == ("600.00", "600.00")
+    c_now = await rank_of(client, program, "C", "2026-11")
+    assert (c_now["rank"], c_now["rank_in_force"], c_now["achieved_rank"]) == (
+        None,
+        "Bronze",
+        "Bronze",
+    )
+    assert c_now["next_rank"] == {
+        "name": "Bronze",
+        "missing": [
+            {"requirement": "min_personal_volume", "required": "100.00", "actual": "0.00",
+             "met": False}
+        ],
+    }  # fmt: skip
     november = await close(client, program, "2026-11")
     assert november["ranks"] == {"Silver": 1}
     assert november["totals"]["bonus"] == {
@@ -250,6 +315,13 @@ async def test_a_close_decides_ranks_and_pays_every_bonus(
         "B": (None, "Bronze"),
         "C": (None, "Bronze"),
     }
+    history = (await client.get("/v1/members/B/ranks", headers=program.headers)).json()
+    assert history == {
+        "member_id": "B",
+        "items": [{"period": "2026-11", "rank": None}, {"period": "2026-10", "rank": "Bronze"}],
+    }
+    member = (await client.get("/v1/members/B", headers=program.headers)).json()
+    assert (member["rank"], member["achieved_rank"]) == (None, "Bronze")
     # A second close answers the first and writes nothing more.
     assert await close(client, program, "2026-11") == november
     assert len(await bonus_lines(sessions, program, "2026-11")) == 2
