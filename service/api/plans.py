@@ -13,7 +13,7 @@ from service.api.pagination import decode_cursor, encode_cursor, whole_number
 from service.api.problems import problem_responses
 from service.api.routing import StrictJSONRoute
 from service.api.schemas import Cursor, ListPage
-from service.domain.plan import MAX_CATEGORIES
+from service.domain.plan import MAX_CATEGORIES, MAX_PLAN_DEPTH, MAX_RANK_NAME, MAX_RANKS
 from service.errors import InvalidCursor, InvalidPlan, PlanVersionNotFound
 from service.intake.requests import Instant, Request
 from service.services import plans
@@ -54,6 +54,54 @@ class PayoutRule(Request):
     )
 
 
+Count = Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
+Levels = Annotated[int, Field(strict=True, ge=0, le=MAX_PLAN_DEPTH)]
+
+
+class LegRequirement(Request):
+    """At least `count` legs, each holding a member paid as `rank` or higher in the same
+    period, or each of at least `volume`: one of the two."""
+
+    count: Count
+    rank: str | None = Field(default=None, description="a lower rank of this plan")
+    volume: MoneyText | None = None
+
+
+class RankRule(Request):
+    """A rank: its requirements (each optional; all must hold) and its rewards."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=MAX_RANK_NAME)]
+    min_personal_volume: MoneyText | None = None
+    min_organization_volume: MoneyText | None = None
+    max_leg_share: RateText | None = Field(
+        default=None,
+        description="with min_organization_volume: each leg counts for at most this share of it",
+    )
+    min_legs: LegRequirement | None = None
+    min_active_recruits: Count | None = Field(
+        default=None, description="direct recruits active with personal volume above zero"
+    )
+    unlocked_levels: Levels | None = Field(
+        default=None, description="overrides are paid down to this level for this rank"
+    )
+    differential_rate: RateText | None = Field(
+        default=None, description="stair-step rate; never lower than a lower rank's"
+    )
+    matching_rates: list[RateText] = Field(
+        default_factory=list,
+        max_length=MAX_PLAN_DEPTH,
+        description="matching_rates[g-1]: the share of what generation g below earned",
+    )
+    pool_shares: Count | None = Field(default=None, description="shares of the leadership pool")
+    advancement_bonus: MoneyText | None = Field(
+        default=None, description="paid once, the first time a member reaches this rank"
+    )
+
+
+class LeadershipPool(Request):
+    rate: RateText = Field(description="the share of the period's net volume the pool pays")
+
+
 class PlanRules(Request):
     categories: dict[str, CategoryRates] = Field(
         description="rates per sale category (refused with 422 `invalid_plan` otherwise)",
@@ -66,7 +114,14 @@ class PlanRules(Request):
     compression: Literal["none", "dynamic"] = "none"
     activity: ActivityRule | None = None
     max_payout_ratio: RateText | None = None
-    ranks: list[Any] = Field(default_factory=list, max_length=0)
+    ranks: list[RankRule] = Field(
+        default_factory=list, max_length=MAX_RANKS, description="lowest first, names unique"
+    )
+    unranked_levels: Levels | None = Field(
+        default=None,
+        description="with rank-gated depth: how deep a member without a rank in force earns",
+    )
+    leadership_pool: LeadershipPool | None = None
     payout: PayoutRule | None = None
 
 
@@ -84,7 +139,9 @@ class PlanVersionOut(BaseModel):
     compression: str
     activity: dict[str, Any] | None
     max_payout_ratio: str | None
-    ranks: list[Any]
+    ranks: list[dict[str, Any]]
+    unranked_levels: int | None = None
+    leadership_pool: dict[str, Any] | None = None
     payout: dict[str, Any] | None = None
 
     @classmethod

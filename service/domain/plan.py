@@ -25,6 +25,7 @@ __all__ = [
     "MAX_CATEGORIES",
     "MAX_PLAN_DEPTH",
     "MAX_RANKS",
+    "MAX_RANK_NAME",
     "ActivityRule",
     "CategoryRates",
     "Compression",

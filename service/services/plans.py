@@ -78,19 +78,6 @@ async def add_version(
                 for location, message in error.errors
             ],
         ) from error
-    if plan.ranks:
-        # A valid plan, but what it asks is not all paid yet (rank progress and rank-gated
-        # depth are still to come): refused, never accepted and half applied.
-        raise InvalidPlan(
-            "ranks are not paid yet",
-            errors=[
-                {
-                    "loc": ["body", "ranks"],
-                    "msg": "ranks are not paid yet: the close does not decide them",
-                    "type": "invalid_plan",
-                }
-            ],
-        )
     body = plan_to_json(plan, currency)
     await plan_sql.lock_plans(session, program_id)
     same = await plan_sql.find_same(session, program_id, effective_from=effective_from, body=body)

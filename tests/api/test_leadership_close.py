@@ -1,13 +1,11 @@
-"""The close under a plan with ranks: paid-as ranks with the figures that decided them,
-bonus lines of every kind in the statements and the summary, an advancement paid once
-across two closes, a dry run that keeps nothing.
-
-A plan with ranks is still refused through the API (rank progress and rank-gated depth
-are not served yet), so these tests store the plan version directly, as validated."""
+"""Ranks end to end: a plan with ranks put through the API; the close deciding paid-as
+ranks with the figures that decided them and paying bonus lines of every kind, in the
+statements and the summary; an advancement paid once across two closes; a dry run that
+keeps nothing; rank progress frozen and open; overrides gated by the rank in force."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import copy
 from decimal import Decimal
 from typing import Any
 
@@ -15,8 +13,6 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from service.db import plans as plan_sql
-from service.domain.plan import parse_plan, plan_to_json
 from tests.api.flows import enroll_chain, post_sale
 from tests.conftest import Program
 
@@ -41,17 +37,13 @@ RANKED_PLAN: dict[str, Any] = {
 }
 
 
-async def store_plan(
-    sessions: async_sessionmaker[AsyncSession], program: Program, rules: dict[str, Any]
-) -> None:
-    plan = parse_plan(rules, program.currency)
-    async with sessions() as session, session.begin():
-        await plan_sql.insert_version(
-            session,
-            program.id,
-            effective_from=datetime(2026, 1, 1, tzinfo=UTC),
-            body=plan_to_json(plan, program.currency),
-        )
+async def store_plan(client: httpx.AsyncClient, program: Program, rules: dict[str, Any]) -> None:
+    response = await client.put(
+        "/v1/plan",
+        json={"effective_from": "2026-01-01T00:00:00Z", **rules},
+        headers=program.headers,
+    )
+    assert response.status_code == 201, response.text
 
 
 async def close(
@@ -122,7 +114,7 @@ async def member_ranks(
 async def test_a_close_decides_ranks_and_pays_every_bonus(
     client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], program: Program
 ) -> None:
-    await store_plan(sessions, program, RANKED_PLAN)
+    await store_plan(client, program, RANKED_PLAN)
     await enroll_chain(client, program, "A", "B", "C")
     # October: C sells 300.00 (C 30.00 personal, B 15.00 level 1, A 9.00 level 2); B sells
     # 150.00 (B 15.00, A 7.50); A sells 100.00 (A 10.00). Personal 55.00, override 31.50.
@@ -350,7 +342,7 @@ async def levels_of(client: httpx.AsyncClient, program: Program, sale_id: str) -
 async def test_overrides_pay_only_the_levels_the_rank_in_force_unlocks(
     client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], program: Program
 ) -> None:
-    await store_plan(sessions, program, GATED_PLAN)
+    await store_plan(client, program, GATED_PLAN)
     await enroll_chain(client, program, "A", "B", "C")
     # October, before any close: nobody has a rank in force, and unranked members unlock
     # no level. C sells 400.00: C's 40.00 personal only; B (level 1) and A (level 2) hold
@@ -381,7 +373,7 @@ async def test_overrides_pay_only_the_levels_the_rank_in_force_unlocks(
     ]
 
 
-async def test_a_plan_with_ranks_is_still_refused_through_the_api(
+async def test_a_plan_with_ranks_is_answered_in_its_canonical_form(
     client: httpx.AsyncClient, program: Program
 ) -> None:
     response = await client.put(
@@ -389,5 +381,29 @@ async def test_a_plan_with_ranks_is_still_refused_through_the_api(
         json={"effective_from": "2026-01-01T00:00:00Z", **RANKED_PLAN},
         headers=program.headers,
     )
-    assert response.status_code == 422, response.text
-    assert response.json()["code"] == "validation_error"
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["ranks"] == [
+        {"name": "Bronze", "min_personal_volume": "100.00", "differential_rate": "0.02"},
+        {"name": "Silver", "min_personal_volume": "100.00", "min_organization_volume": "500.00",
+         "differential_rate": "0.04", "matching_rates": ["0.10"], "pool_shares": 1,
+         "advancement_bonus": "50.00"},
+    ]  # fmt: skip
+    assert (body["leadership_pool"], body["unranked_levels"]) == ({"rate": "0.01"}, None)
+    # The same rules again are the same version; a rule between ranks is named.
+    again = await client.put(
+        "/v1/plan",
+        json={"effective_from": "2026-01-01T00:00:00Z", **RANKED_PLAN},
+        headers=program.headers,
+    )
+    assert (again.status_code, again.json()["version"]) == (200, body["version"])
+    bad = copy.deepcopy(RANKED_PLAN)
+    bad["ranks"][1]["differential_rate"] = "0.01"
+    refused = await client.put(
+        "/v1/plan", json={"effective_from": "2026-02-01T00:00:00Z", **bad}, headers=program.headers
+    )
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "invalid_plan"
+    assert [e["loc"] for e in refused.json()["errors"]] == [
+        ["body", "ranks", "1", "differential_rate"]
+    ]

@@ -42,6 +42,8 @@ async def test_put_plan_answers_the_version_in_canonical_form(
         "activity": {"min_personal_volume": "100.00", "window_days": 30},
         "max_payout_ratio": "0.60",
         "ranks": [],
+        "unranked_levels": None,
+        "leadership_pool": None,
         "payout": None,
     }
 
@@ -175,7 +177,12 @@ async def test_invalid_plan_is_422_naming_the_field(
         {"categories": {"product": {"personal_rate": "0.10", "level_rates": [], "cap": "1"}}},
         {"effective_from": "2026-01-01T00:00:00"},
         {"effective_from": None},
-        {"ranks": [{"name": "gold"}]},
+        {"ranks": [{"name": "gold", "min_personal_volume": 100}]},
+        {"ranks": [{"name": "gold", "colour": "blue"}]},
+        {"ranks": [{"name": ""}]},
+        {"ranks": [{"name": "gold", "min_legs": {"count": "2", "rank": "gold"}}]},
+        {"unranked_levels": "3"},
+        {"leadership_pool": {"rate": 0.01}},
     ],
 )
 async def test_malformed_plan_is_422(
