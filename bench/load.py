@@ -167,7 +167,14 @@ async def event_batches(
     return Load(applied, seconds, tally.latencies, tally.errors, tally.first_error, use)
 
 
-ENDPOINTS = ("overrides", "downline/stats", "upline", "downline page 1", "downline deep page")
+ENDPOINTS = (
+    "overrides",
+    "downline/stats",
+    "upline",
+    "downline page 1",
+    "downline deep page",
+    "rank",
+)
 
 
 def read_path(endpoint: str, member: str, deep_cursor: str | None) -> str | None:
@@ -179,6 +186,8 @@ def read_path(endpoint: str, member: str, deep_cursor: str | None) -> str | None
             return f"/v1/members/{member}/downline/stats?period={READ_PERIOD}"
         case "upline":
             return f"/v1/members/{member}/upline"
+        case "rank":  # progress in an open month: the reads come before any close
+            return f"/v1/members/{member}/rank?period={READ_PERIOD}"
         case "downline page 1":
             return f"/v1/members/{member}/downline?limit={PAGE}"
         case "downline deep page":

@@ -64,6 +64,8 @@ class Close:
     earners: int  # members with a line, counted by the baseline
     dry_run_seconds: float | None = None
     dry_run_statements: int | None = None
+    ranks: dict[str, int] = field(default_factory=dict)  # members paid as each rank
+    bonus: dict[str, str] = field(default_factory=dict)  # bonus totals by kind
 
     @property
     def ratio(self) -> float | None:
@@ -160,6 +162,8 @@ async def measure(
                         earners=earners,
                         dry_run_seconds=None if dry is None else dry[0],
                         dry_run_statements=None if dry is None else int(dry[1]["statements"]),
+                        ranks=dict(answer.get("ranks", {})),
+                        bonus=dict(answer.get("totals", {}).get("bonus", {})),
                     )
                 )
                 say(

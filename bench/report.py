@@ -431,6 +431,11 @@ def _read_goal_targets(subject: Subject, endpoint: str) -> float | None:
             return 0.500
         if subject.below >= 1000:
             return 0.030
+    if endpoint == "rank":
+        if subject.label == "root":
+            return 2.0
+        if subject.label in ("leaf", "team"):  # typical members
+            return 0.050
     return None
 
 
@@ -441,6 +446,8 @@ def _read_goals(results: Results) -> list[Goal]:
             found += _read_goal(results, subject, endpoint)
     for subject in results.subjects:
         found += _read_goal(results, subject, "downline/stats")
+    for subject in results.subjects:
+        found += _read_goal(results, subject, "rank")
     return found
 
 
@@ -784,6 +791,25 @@ def _periods(run: PeriodsRun) -> list[str]:
                 "CPU during the close",
             ],
             rows,
+        )
+        out.append("")
+        out += [
+            "Ranks and bonuses each close decided (members paid as each rank; bonus totals):",
+            "",
+        ]
+        out += _table(
+            ["period", "ranks", "differential", "matching", "pool", "advancement"],
+            [
+                [
+                    close.period,
+                    ", ".join(f"{name} {count:,}" for name, count in close.ranks.items()) or "-",
+                    *(
+                        close.bonus.get(kind, "-")
+                        for kind in ("differential", "matching", "pool", "advancement")
+                    ),
+                ]
+                for close in run.closes
+            ],
         )
         out.append("")
     else:

@@ -51,7 +51,35 @@ PLAN: dict[str, Any] = {
     },
     "compression": "none",
     "max_payout_ratio": "0.60",
-}
+    # Five ranks using every requirement and every bonus. Unranked members earn at every
+    # level (the plan's ten), so the sales, all recorded before the first close, pay the
+    # same lines as without ranks; the closes decide the ranks and pay the bonuses.
+    "ranks": [
+        {"name": "Bronze", "min_personal_volume": "50.00", "unlocked_levels": 4,
+         "differential_rate": "0.01"},
+        {"name": "Silver", "min_personal_volume": "100.00", "min_organization_volume": "1000.00",
+         "min_active_recruits": 2, "unlocked_levels": 6, "differential_rate": "0.02",
+         "matching_rates": ["0.05"]},
+        {"name": "Gold", "min_personal_volume": "100.00", "min_organization_volume": "5000.00",
+         "max_leg_share": "0.50", "min_legs": {"count": 2, "rank": "Silver"},
+         "unlocked_levels": 8, "differential_rate": "0.03", "matching_rates": ["0.05", "0.03"],
+         "advancement_bonus": "100.00"},
+        {"name": "Platinum", "min_personal_volume": "100.00",
+         "min_organization_volume": "25000.00", "max_leg_share": "0.40",
+         "min_legs": {"count": 3, "volume": "5000.00"}, "min_active_recruits": 3,
+         "unlocked_levels": 10, "differential_rate": "0.04",
+         "matching_rates": ["0.05", "0.03", "0.02"], "pool_shares": 1,
+         "advancement_bonus": "500.00"},
+        {"name": "Diamond", "min_personal_volume": "100.00",
+         "min_organization_volume": "100000.00", "max_leg_share": "0.40",
+         "min_legs": {"count": 3, "rank": "Gold"}, "min_active_recruits": 5,
+         "unlocked_levels": 10, "differential_rate": "0.05",
+         "matching_rates": ["0.05", "0.03", "0.02"], "pool_shares": 3,
+         "advancement_bonus": "2000.00"},
+    ],
+    "unranked_levels": 10,
+    "leadership_pool": {"rate": "0.01"},
+}  # fmt: skip
 PLAN_DEPTH = 10
 WARMUP_SALES = 200
 READ_WARMUP = 2

@@ -36,6 +36,9 @@ GOALS = (
     "downline page 1, root",
     "downline deep page, root",
     "downline/stats, root",
+    "rank, leaf",
+    "rank, team",
+    "rank, root",
     "period close, median of",
     "period close, slowest month",
     "statements CSV, every member",
@@ -57,6 +60,7 @@ CSV_LINE = re.compile(
 )
 COPY_LINE = re.compile(r"bare `COPY` of the same columns: ([\d,]+) rows")
 NUMBER = re.compile(r"\d")
+RANKS_ROW = re.compile(r"^\| (2026-\d\d) \| ([^|]*) \| [^|]* \| [^|]* \| [^|]* \| [^|]* \|$")
 
 
 def _number(text: str) -> int:
@@ -168,6 +172,23 @@ async def _check_periods(text: str, database: str) -> None:
         # No payout minimum: nothing is carried, every earner (and only they) has a statement.
         assert statements == closed[period] == earners[period]
     assert "* error:" not in text
+    # The ranks each close reported are those it stored.
+    stored = {
+        (row["period"], row["rank"]): row["members"]
+        for row in await _fetch(
+            database,
+            "SELECT period, rank, count(*) AS members FROM period_ranks WHERE rank IS NOT NULL"
+            " GROUP BY 1, 2",
+        )
+    }
+    reported = {
+        (match[1], name): _number(count)
+        for line in text.splitlines()
+        if (match := RANKS_ROW.match(line))
+        for name, count in re.findall(r"([A-Z][a-z]+) ([\d,]+)", match[2])
+    }
+    assert reported == stored
+    assert stored, "no member holds a rank in any month"
     first = next(line for line in text.splitlines() if line.startswith("| 2026-01 |"))
     assert f"({table['2026-01'][3]:,} statements)" in first  # the dry run counted the same
 
