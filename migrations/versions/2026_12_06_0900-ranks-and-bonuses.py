@@ -83,7 +83,7 @@ def downgrade() -> None:
     # Lines are append-only: once a close has written bonus lines, the NOT NULL below fails
     # and the downgrade stops, rather than lose what was paid.
     op.drop_table("period_ranks")
-    op.drop_constraint("ck_commission_lines_bonus", "commission_lines")
+    op.drop_constraint("ck_commission_lines_bonus", "commission_lines", type_="check")
     op.drop_column("commission_lines", "bonus")
     op.alter_column("commission_lines", "sale_id", nullable=False)
     op.drop_column("members", "achieved_rank")
