@@ -12,13 +12,14 @@ are given changes nothing.
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from enum import StrEnum
 
 from service.domain.money import EXACT
 
 __all__ = [
     "Check",
+    "Decided",
     "Leg",
     "LegRule",
     "MemberVolume",
@@ -29,6 +30,7 @@ __all__ = [
     "Standing",
     "checks",
     "counted_organization_volume",
+    "decide",
     "decide_ranks",
     "progress",
     "rank_index",
@@ -221,105 +223,187 @@ def checks(rank: Rank, standing: Standing) -> tuple[Check, ...]:
     return tuple(found)
 
 
-def _holds(
-    rank: Rank,
-    personal: Decimal,
-    organization: Decimal,
-    legs: tuple[Leg, ...],
-    active_recruits: int,
-) -> bool:
-    """Whether every requirement of `rank` holds: what `checks` decides, without building
-    the checks (the close asks it of every member and rank), cheapest test first. The
-    counted organization volume is never above the organization volume, so the latter
-    failing decides it."""
-    if rank.min_personal_volume is not None and personal < rank.min_personal_volume:
-        return False
-    if rank.min_active_recruits is not None and active_recruits < rank.min_active_recruits:
-        return False
-    if rank.min_legs is not None and (
-        len(legs) < rank.min_legs.count
-        or _qualified_legs(rank.min_legs, legs) < rank.min_legs.count
-    ):
-        return False
-    floor = rank.min_organization_volume
-    if floor is not None:
-        if organization < floor:
-            return False
-        if rank.max_leg_share is not None:
-            cap = EXACT.multiply(rank.max_leg_share, floor)
-            counted = personal
-            for leg in legs:
-                counted = EXACT.add(counted, leg.volume if leg.volume < cap else cap)
-            if counted < floor:
-                return False
-    return True
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    """A rank's requirements as the single pass tests them."""
+
+    personal: Decimal | None
+    organization: Decimal | None
+    cap: Decimal | None  # max_leg_share x min_organization_volume
+    legs: LegRule | None
+    recruits: int | None
 
 
-def decide_ranks(ranks: Sequence[Rank], members: Iterable[MemberVolume]) -> dict[str, Standing]:
-    """Every member's figures and paid-as rank in the period, by member id.
+def _rule(rank: Rank) -> _Rule:
+    cap = None
+    if rank.max_leg_share is not None and rank.min_organization_volume is not None:
+        cap = EXACT.multiply(rank.max_leg_share, rank.min_organization_volume)
+    return _Rule(
+        rank.min_personal_volume,
+        rank.min_organization_volume,
+        cap,
+        rank.min_legs,
+        rank.min_active_recruits,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """Every member's figures and paid-as rank in a period, as lists by position:
+    `member_ids` in an order where every sponsor comes before their recruits, `sponsor`
+    the position of each member's sponsor (-1: a root). `best` is the highest rank held by
+    the member or anyone below them."""
+
+    member_ids: list[str]
+    sponsor: list[int]
+    active: list[bool]
+    personal: list[Decimal]
+    organization: list[Decimal]
+    active_recruits: list[int]
+    rank: list[int | None]
+    best: list[int | None]
+
+    def standings(self, only: Iterable[int] | None = None) -> dict[str, Standing]:
+        """The standings, by member id, of every member (or of the positions in `only`),
+        legs sorted by recruit id."""
+        wanted = range(len(self.member_ids)) if only is None else only
+        chosen = set(wanted)
+        recruits: dict[int, list[int]] = {}
+        for position, sponsor in enumerate(self.sponsor):
+            if sponsor in chosen:
+                recruits.setdefault(sponsor, []).append(position)
+        ids, found = self.member_ids, {}
+        for i in wanted:
+            below = sorted(recruits.get(i, ()), key=ids.__getitem__)
+            found[ids[i]] = Standing(
+                member_id=ids[i],
+                active=self.active[i],
+                personal_volume=self.personal[i],
+                organization_volume=self.organization[i],
+                legs=tuple(Leg(ids[j], self.organization[j], self.best[j]) for j in below),
+                active_recruits=self.active_recruits[i],
+                rank=self.rank[i],
+            )
+        return found
+
+
+def decide(ranks: Sequence[Rank], members: Iterable[MemberVolume]) -> Decided:
+    """Every member's figures and paid-as rank in the period, in one pass from the deepest
+    members up: when a member is decided, all their recruits are, and what the member's
+    requirements read of their legs (organization volume, legs counted up to each rank's
+    cap, legs qualified for each rank's `min_legs`, active recruits, the best rank below)
+    has been added up as each recruit was decided. Work: members x ranks.
 
     `members` is the whole tree as it stands at the close, in any order: a member whose
     sponsor is not among them is a root. A cycle of sponsors is a ValueError (the genealogy
     never holds one). Only an active member holds a rank: the highest whose requirements
-    all hold.
-    """
-    by_id = {member.member_id: member for member in members}
-    recruits: dict[str, list[str]] = {}
-    roots: list[str] = []
-    for member in by_id.values():
-        if member.sponsor_id is None or member.sponsor_id not in by_id:
-            roots.append(member.member_id)
+    all hold."""
+    listed = list(members)
+    index = {member.member_id: i for i, member in enumerate(listed)}
+    if len(index) != len(listed):
+        raise ValueError("a member is given twice")
+    recruits: list[list[int]] = [[] for _ in listed]
+    order: list[int] = []
+    for i, member in enumerate(listed):
+        sponsor = None if member.sponsor_id is None else index.get(member.sponsor_id)
+        if sponsor is None:
+            order.append(i)
         else:
-            recruits.setdefault(member.sponsor_id, []).append(member.member_id)
-    order = roots
+            recruits[sponsor].append(i)
     position = 0
     while position < len(order):  # breadth first: every sponsor before their recruits
-        order.extend(recruits.get(order[position], ()))
+        order.extend(recruits[order[position]])
         position += 1
-    if len(order) != len(by_id):
+    if len(order) != len(listed):
         raise ValueError("the sponsors form a cycle")
 
-    highest_first = list(enumerate(ranks))[::-1]
-    decided: dict[str, Standing] = {}
-    best: dict[str, int | None] = {}
-    no_legs: tuple[Leg, ...] = ()
-    for member_id in reversed(order):  # every recruit decided before their sponsor
-        member = by_id[member_id]
-        personal = member.personal_volume
-        organization = personal
-        legs = no_legs
-        active_recruits = 0
-        best_rank: int | None = None
-        own = recruits.get(member_id)
-        if own:
-            below = [decided[recruit] for recruit in sorted(own)]
-            for r in below:
-                organization = EXACT.add(organization, r.organization_volume)
-                if r.active and r.personal_volume > 0:
-                    active_recruits += 1
-            legs = tuple(Leg(r.member_id, r.organization_volume, best[r.member_id]) for r in below)
-            for leg in legs:
-                if leg.best_rank is not None and (best_rank is None or leg.best_rank > best_rank):
-                    best_rank = leg.best_rank
-        rank = None
-        if member.active:
-            for index, candidate in highest_first:
-                if _holds(candidate, personal, organization, legs, active_recruits):
-                    rank = index
+    count = len(listed)
+    rules = [_rule(rank) for rank in ranks]
+    highest_first = list(enumerate(rules))[::-1]
+    capped = [(k, rule.cap) for k, rule in enumerate(rules) if rule.cap is not None]
+    by_rank = [
+        (k, rule.legs.rank)
+        for k, rule in enumerate(rules)
+        if rule.legs is not None and rule.legs.rank is not None
+    ]
+    by_volume = [
+        (k, rule.legs.volume)
+        for k, rule in enumerate(rules)
+        if rule.legs is not None and rule.legs.volume is not None
+    ]
+    zero = Decimal(0)
+    team = [zero] * count  # the organization volume of the recruits decided so far
+    counted = {k: [zero] * count for k, _ in capped}  # their legs, each up to the rank's cap
+    qualified = {k: [0] * count for k, _ in (*by_rank, *by_volume)}
+    recruited_active = [0] * count
+    best_below: list[int | None] = [None] * count
+    organization: list[Decimal] = [zero] * count
+    rank_of: list[int | None] = [None] * count
+    best: list[int | None] = [None] * count
+    sponsor_of = [-1] * count
+    for i in order:
+        for j in recruits[i]:
+            sponsor_of[j] = i
+
+    with localcontext(EXACT):
+        for i in reversed(order):  # every recruit decided before their sponsor
+            member = listed[i]
+            personal = member.personal_volume
+            ov = personal + team[i]
+            rank = None
+            if member.active:
+                for k, rule in highest_first:
+                    if rule.personal is not None and personal < rule.personal:
+                        continue
+                    if rule.recruits is not None and recruited_active[i] < rule.recruits:
+                        continue
+                    if rule.legs is not None and qualified[k][i] < rule.legs.count:
+                        continue
+                    if rule.organization is not None and (
+                        ov < rule.organization
+                        or (rule.cap is not None and personal + counted[k][i] < rule.organization)
+                    ):
+                        continue
+                    rank = k
                     break
-        if rank is not None and (best_rank is None or rank > best_rank):
-            best_rank = rank
-        best[member_id] = best_rank
-        decided[member_id] = Standing(
-            member_id=member_id,
-            active=member.active,
-            personal_volume=personal,
-            organization_volume=organization,
-            legs=legs,
-            active_recruits=active_recruits,
-            rank=rank,
-        )
-    return decided
+            below = best_below[i]
+            top = rank if below is None or (rank is not None and rank > below) else below
+            organization[i], rank_of[i], best[i] = ov, rank, top
+            s = sponsor_of[i]
+            if s < 0:
+                continue
+            team[s] += ov
+            if member.active and personal > 0:
+                recruited_active[s] += 1
+            for k, cap in capped:
+                counted[k][s] += ov if ov < cap else cap
+            if top is not None:
+                for k, wanted in by_rank:
+                    if top >= wanted:
+                        qualified[k][s] += 1
+                above = best_below[s]
+                if above is None or top > above:
+                    best_below[s] = top
+            for k, floor in by_volume:
+                if ov >= floor:
+                    qualified[k][s] += 1
+
+    return Decided(
+        member_ids=[m.member_id for m in listed],
+        sponsor=sponsor_of,
+        active=[m.active for m in listed],
+        personal=[m.personal_volume for m in listed],
+        organization=organization,
+        active_recruits=recruited_active,
+        rank=rank_of,
+        best=best,
+    )
+
+
+def decide_ranks(ranks: Sequence[Rank], members: Iterable[MemberVolume]) -> dict[str, Standing]:
+    """Every member's standing in the period (figures, legs and paid-as rank), by member id:
+    `decide`, with each member's legs. See `decide` for what `members` is."""
+    return decide(ranks, members).standings()
 
 
 def progress(ranks: Sequence[Rank], standing: Standing) -> Progress:
