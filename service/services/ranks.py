@@ -19,7 +19,7 @@ from service.db import ranks as rank_sql
 from service.db.programs import ProgramRow
 from service.db.ranks import RankRow
 from service.domain.plan import Plan
-from service.domain.ranks import Leg, Progress, Rank, Standing, decide_ranks, progress, rank_index
+from service.domain.ranks import Leg, Progress, Rank, Standing, decide, progress, rank_index
 from service.errors import MemberNotFound
 from service.services.periods import governing_version
 
@@ -130,13 +130,19 @@ async def _as_of_now(
     members up, on the volume booked in the period so far."""
     ranks = () if plan is None else plan.ranks
     team = await rank_sql.subtree_volumes(session, program_id, member_id, period)
-    decided = decide_ranks(ranks, team)
-    standing = decided[member_id]
+    decided = decide(ranks, team)
+    position = decided.member_ids.index(member_id)
+    standing = decided.standings(only=[position])[member_id]
+    rank_of = {
+        decided.member_ids[j]: decided.rank[j]
+        for j, sponsor in enumerate(decided.sponsor)
+        if sponsor == position
+    }
     legs = [
         LegFigures(
             leg.member_id,
             leg.volume,
-            _name(ranks, decided[leg.member_id].rank),
+            _name(ranks, rank_of[leg.member_id]),
             _name(ranks, leg.best_rank),
         )
         for leg in standing.legs
