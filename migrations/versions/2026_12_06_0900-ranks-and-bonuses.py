@@ -11,7 +11,12 @@ figures are all zero. Like statements, the rows are written by the close and nev
 `members.achieved_rank` the highest paid-as rank ever held; the close sets both.
 
 Bonus lines are lines of kind `bonus` without a sale: `sale_id` may be null for them only,
-and `bonus` names their kind of bonus.
+and `bonus` names their kind of bonus. The check is added NOT VALID and then validated, so
+that checking the existing ledger does not hold off sales.
+
+`advancements` records each advancement bonus paid, by member and rank name: it is paid
+once per rank and member, ever (the primary key), whatever later plan versions call their
+ranks.
 
 Revision ID: 0013_ranks_and_bonuses
 Revises: 0012_closed_periods
@@ -34,11 +39,30 @@ def upgrade() -> None:
     op.alter_column("commission_lines", "sale_id", nullable=True)
     op.add_column("commission_lines", sa.Column("bonus", sa.Text(), nullable=True))
     op.create_check_constraint(
-        "ck_commission_lines_bonus",
+        op.f("ck_commission_lines_bonus"),
         "commission_lines",
         "(kind = 'bonus') = (bonus IS NOT NULL)"
         " AND bonus IN ('differential', 'matching', 'pool', 'advancement')"
         " AND (kind = 'bonus' OR sale_id IS NOT NULL)",
+        postgresql_not_valid=True,
+    )
+    op.execute("ALTER TABLE commission_lines VALIDATE CONSTRAINT ck_commission_lines_bonus")
+    op.create_table(
+        "advancements",
+        sa.Column("program_id", sa.Text(), nullable=False),
+        sa.Column("member_id", sa.Text(), nullable=False),
+        sa.Column("rank", sa.Text(), nullable=False),
+        sa.Column("period", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("program_id", "member_id", "rank", name="pk_advancements"),
+        sa.ForeignKeyConstraint(
+            ["program_id"], ["programs.program_id"], name="fk_advancements_program_id"
+        ),
+    )
+    op.execute(
+        """
+        CREATE TRIGGER advancements_append_only BEFORE UPDATE OR DELETE ON advancements
+        FOR EACH ROW EXECUTE FUNCTION refuse_history_rewrite()
+        """
     )
     op.create_table(
         "period_ranks",
@@ -83,7 +107,8 @@ def downgrade() -> None:
     # Lines are append-only: once a close has written bonus lines, the NOT NULL below fails
     # and the downgrade stops, rather than lose what was paid.
     op.drop_table("period_ranks")
-    op.drop_constraint("ck_commission_lines_bonus", "commission_lines", type_="check")
+    op.drop_table("advancements")
+    op.drop_constraint(op.f("ck_commission_lines_bonus"), "commission_lines", type_="check")
     op.drop_column("commission_lines", "bonus")
     op.alter_column("commission_lines", "sale_id", nullable=False)
     op.drop_column("members", "achieved_rank")

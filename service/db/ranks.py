@@ -209,6 +209,29 @@ async def write_bonus_lines(
     )
 
 
+_ADVANCED = text("SELECT member_id, rank FROM advancements WHERE program_id = :program_id")
+
+
+async def advancements(session: AsyncSession, program_id: str) -> dict[str, set[str]]:
+    """The ranks whose advancement bonus each member was paid, by member."""
+    found: dict[str, set[str]] = {}
+    for member, rank in await session.execute(_ADVANCED, {"program_id": program_id}):
+        found.setdefault(member, set()).add(rank)
+    return found
+
+
+async def write_advancements(
+    session: AsyncSession, program_id: str, period: str, paid: Iterable[tuple[str, str]]
+) -> None:
+    """Record the advancement bonuses paid in the period: (member id, rank name) pairs."""
+    await _copy(
+        session,
+        "advancements",
+        ("program_id", "member_id", "rank", "period"),
+        ((program_id, member, rank, period) for member, rank in paid),
+    )
+
+
 _SET_RANKS = text(
     """
     UPDATE members m
@@ -220,23 +243,30 @@ _SET_RANKS = text(
     """
 )
 
+# Members holding a rank in force that the period's ranks (written just before) do not give
+# them: one probe of period_ranks' key per such member.
 _CLEAR_RANKS = text(
     """
-    UPDATE members SET rank = NULL
-    WHERE program_id = :program_id AND rank IS NOT NULL
-      AND member_id <> ALL(CAST(:members AS text[]))
+    UPDATE members m SET rank = NULL
+    WHERE m.program_id = :program_id AND m.rank IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM period_ranks r
+                      WHERE r.program_id = m.program_id AND r.period = :period
+                        AND r.member_id = m.member_id AND r.rank IS NOT NULL)
     """
 )
 
 
 async def set_member_ranks(
-    session: AsyncSession, program_id: str, ranks: dict[str, tuple[str | None, str | None]]
+    session: AsyncSession,
+    program_id: str,
+    period: str,
+    ranks: dict[str, tuple[str | None, str | None]],
 ) -> None:
-    """Set each given member's rank in force and achieved rank (member id -> (rank,
-    achieved)); every other member's rank in force becomes none. Rows already right are not
-    touched."""
+    """After the period's ranks are written: set each given member's rank in force and
+    achieved rank (member id -> (rank, achieved)); every member the period gives no rank has
+    none in force. Rows already right are not touched."""
     members = list(ranks)
-    await session.execute(_CLEAR_RANKS, {"program_id": program_id, "members": members})
+    await session.execute(_CLEAR_RANKS, {"program_id": program_id, "period": period})
     await session.execute(
         _SET_RANKS,
         {
@@ -336,16 +366,16 @@ async def rank_history(
 
 
 _MEMBER_RANKS = text(
-    "SELECT rank, achieved_rank FROM members WHERE program_id = :program_id"
+    "SELECT rank, achieved_rank, status FROM members WHERE program_id = :program_id"
     " AND member_id = :member_id"
 )
 
 
 async def member_ranks(
     session: AsyncSession, program_id: str, member_id: str
-) -> tuple[str | None, str | None] | None:
-    """The member's (rank in force, achieved rank); None for an unknown member."""
+) -> tuple[str | None, str | None, str] | None:
+    """The member's (rank in force, achieved rank, status); None for an unknown member."""
     row = (
         await session.execute(_MEMBER_RANKS, {"program_id": program_id, "member_id": member_id})
     ).one_or_none()
-    return None if row is None else (row[0], row[1])
+    return None if row is None else (row[0], row[1], row[2])

@@ -254,6 +254,17 @@ period_ranks = Table(
     Index("ix_period_ranks_sponsor", "program_id", "period", "sponsor_id"),
 )
 
+# Each advancement bonus paid, once per member and rank name, ever (migration 0013).
+advancements = Table(
+    "advancements",
+    metadata,
+    Column("program_id", Text, nullable=False),
+    Column("member_id", Text, nullable=False),
+    Column("rank", Text, nullable=False),
+    Column("period", Text, nullable=False),
+    PrimaryKeyConstraint("program_id", "member_id", "rank"),
+)
+
 webhook_secrets = Table(
     "webhook_secrets",
     metadata,

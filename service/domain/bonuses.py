@@ -16,7 +16,7 @@ the paid-as ranks of that period (`service.domain.ranks`).
 Every line is `base x rate` rounded half-even to the minor unit (the pool: rounded down).
 """
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 from enum import StrEnum
@@ -34,6 +34,9 @@ __all__ = [
 ]
 
 ZERO = Decimal(0)
+_POOL_RATE = Decimal(1).scaleb(-10)
+"""A pool line's rate, shares / total shares, is cut to the ten places a line's rate keeps;
+its amount is pool x shares / total shares rounded down, exactly."""
 
 
 class BonusKind(StrEnum):
@@ -48,9 +51,10 @@ class BonusLine:
     """One bonus line, explained: whose volume or earnings it is paid on (`source_id`; the
     earner themself for pool and advancement), the distance or generation (`level`; 0 for
     pool and advancement), the base and the rate. For the pool, `base` is the pool and
-    `rate` the earner's shares over all shares held (`shares`/`total_shares`), which the
-    amount, rounded down, is exactly; for advancement, `base` is the rank's bonus and
-    `rate` 1. `rank` is the rank that earned it."""
+    `rate` the earner's shares over all shares held cut to ten places (`shares` and
+    `total_shares` give it exactly: the amount is pool x shares / total_shares rounded
+    down); for advancement, `base` is the rank's bonus and `rate` 1. `rank` is the rank
+    that earned it."""
 
     bonus: BonusKind
     earner_id: str
@@ -104,6 +108,10 @@ def differential_bonuses(
             earner = standings[earner_id]
             assert earner.rank is not None
             difference = rate - paid
+            paid = rate
+            amount = round_money(EXACT.multiply(base, difference), currency)
+            if amount.is_zero():  # as with sales, a line of nothing is not written
+                continue
             lines.append(
                 BonusLine(
                     bonus=BonusKind.DIFFERENTIAL,
@@ -112,11 +120,10 @@ def differential_bonuses(
                     level=depth[member_id] - earner_depth,
                     base=base,
                     rate=difference,
-                    amount=round_money(EXACT.multiply(base, difference), currency),
+                    amount=amount,
                     rank=ranks[earner.rank].name,
                 )
             )
-            paid = rate
     return lines
 
 
@@ -163,8 +170,9 @@ def matching_bonuses(
             standing = standings.get(earner_id)
             if standing is not None and standing.rank is not None:
                 rates = ranks[standing.rank].matching_rates
-                if generation <= len(rates) and rates[generation - 1] > ZERO:
-                    rate = rates[generation - 1]
+                rate = rates[generation - 1] if generation <= len(rates) else ZERO
+                amount = round_money(EXACT.multiply(base, rate), currency)
+                if not amount.is_zero():
                     lines.append(
                         BonusLine(
                             bonus=BonusKind.MATCHING,
@@ -173,7 +181,7 @@ def matching_bonuses(
                             level=generation,
                             base=base,
                             rate=rate,
-                            amount=round_money(EXACT.multiply(base, rate), currency),
+                            amount=amount,
                             rank=ranks[standing.rank].name,
                         )
                     )
@@ -207,6 +215,8 @@ def pool_bonuses(
         shares = rank.pool_shares or 0
         exact = EXACT.divide(EXACT.multiply(pool, Decimal(shares)), Decimal(total))
         amount = floor_money(exact, currency)
+        if amount.is_zero():
+            continue
         lines.append(
             BonusLine(
                 bonus=BonusKind.POOL,
@@ -215,7 +225,7 @@ def pool_bonuses(
                 level=0,
                 base=pool,
                 rate=(Decimal(shares) / Decimal(total)).quantize(
-                    Decimal("0.000001"), rounding=ROUND_FLOOR, context=EXACT
+                    _POOL_RATE, rounding=ROUND_FLOOR, context=EXACT
                 ),
                 amount=amount,
                 rank=rank.name,
@@ -230,19 +240,25 @@ def advancement_bonuses(
     ranks: Sequence[Rank],
     standings: Iterable[Standing],
     achieved_before: Mapping[str, int | None],
+    paid_before: Mapping[str, Collection[str]] | None = None,
 ) -> list[BonusLine]:
     """The advancement lines: for each member, every rank with an `advancement_bonus`
     above the highest rank they were ever paid as before this period (`achieved_before`;
-    absent or None: never ranked) and at or below their paid-as rank now."""
+    absent or None: never ranked) and at or below their paid-as rank now, unless that
+    rank's advancement bonus was paid to them before (`paid_before`: rank names by member,
+    so a bonus is paid once per rank and member, ever, even when a later plan version no
+    longer names the rank they achieved)."""
+    paid = paid_before or {}
     lines = []
     for standing in sorted(standings, key=lambda s: s.member_id):
         if standing.rank is None:
             continue
         before = achieved_before.get(standing.member_id)
         first = 0 if before is None else before + 1
+        already = paid.get(standing.member_id, ())
         for index in range(first, standing.rank + 1):
             bonus = ranks[index].advancement_bonus
-            if bonus is None:
+            if bonus is None or ranks[index].name in already:
                 continue
             lines.append(
                 BonusLine(

@@ -6,7 +6,7 @@ what each member earned on sales, the ranks achieved before, the program's net v
 the rules are those of `service.domain.ranks` and `service.domain.bonuses`.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -54,12 +54,14 @@ def decide_leadership(
     achieved_before: Mapping[str, int | None],
     net_volume: Decimal,
     currency: str,
+    advanced_before: Mapping[str, Collection[str]] | None = None,
 ) -> Leadership:
     """The period's ranks and bonuses under `plan` (the version in force at the period's
     last instant). `earned_on_sales` is each member's personal and override lines of the
     period net of the reversals booked in it; the matching bonus is paid on that plus the
     member's differential bonus. `achieved_before` is each member's achieved rank before
-    the period (absent or None: never ranked)."""
+    the period (absent or None: never ranked, or a rank this plan version does not name);
+    `advanced_before` the ranks whose advancement bonus each member was paid before."""
     ranks = plan.ranks
     listed = list(members)
     standings = decide_ranks(ranks, listed)
@@ -70,7 +72,7 @@ def decide_leadership(
         earned[line.earner_id] = earned.get(line.earner_id, Decimal(0)) + line.amount
     matching = matching_bonuses(ranks, standings, sponsors, earned, currency)
     pool = pool_bonuses(ranks, standings.values(), plan.leadership_pool_rate, net_volume, currency)
-    advancement = advancement_bonuses(ranks, standings.values(), achieved_before)
+    advancement = advancement_bonuses(ranks, standings.values(), achieved_before, advanced_before)
     achieved: dict[str, int] = {}
     for member_id, before in achieved_before.items():
         if before is not None:

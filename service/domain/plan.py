@@ -443,7 +443,11 @@ class _RankParser:
             return None
         if "volume" in body:
             volume = _money(
-                body["volume"], self.currency, (*location, "volume"), self.problems, allow_zero=True
+                body["volume"],
+                self.currency,
+                (*location, "volume"),
+                self.problems,
+                allow_zero=False,
             )
             return None if count is None or volume is None else LegRule(count, volume=volume)
         wanted = body["rank"]

@@ -199,14 +199,13 @@ async def close_period(
     close racing another waits and then answers the first's summary. The lock also keeps
     sales and refunds from booking into the period while it closes: they wait, then book
     in the next period. With `dry_run` the close is done inside a savepoint that is then
-    rolled back: the summary is exactly the close's, and nothing is kept (nor locked)."""
+    rolled back: the summary is exactly the close's, and nothing is kept. A dry run takes
+    the program's lock as a close does, so it neither races a close (it waits, then answers
+    that close) nor sees a sale half booked."""
     program_id = program.program_id
     if not has_ended(period, program.timezone, now):
         _refuse(CloseRefusal.NOT_ENDED, period, None, None)
-    if dry_run:
-        open_from = program.open_from
-    else:
-        open_from = await period_sql.lock_for_close(session, program_id)
+    open_from = await period_sql.lock_for_close(session, program_id)
     closed = await period_sql.get_closed(session, program_id, period)
     if closed is not None:
         return _summary_of(closed)
@@ -259,7 +258,7 @@ async def _settle(
         totals_by_kind = bonus_totals(leadership.bonus_lines)
         bonuses = {kind.value: totals_by_kind[kind] for kind in BonusKind if kind in paid}
     else:
-        await rank_sql.set_member_ranks(session, program_id, {})
+        await rank_sql.set_member_ranks(session, program_id, period, {})
     minimum = None if plan is None else plan.payout_minimum
     totals = await period_sql.write_statements(session, program_id, period, minimum=minimum)
     return PeriodSummary(
@@ -283,6 +282,7 @@ async def _decide_leadership(
         achieved_before=achieved,
         net_volume=await rank_sql.net_volume(session, program_id, period),
         currency=program.currency,
+        advanced_before=await rank_sql.advancements(session, program_id),
     )
 
 
@@ -335,9 +335,20 @@ async def _write_leadership(
             for line in leadership.bonus_lines
         ),
     )
+    await rank_sql.write_advancements(
+        session,
+        program_id,
+        period,
+        (
+            (line.earner_id, line.rank)
+            for line in leadership.bonus_lines
+            if line.bonus is BonusKind.ADVANCEMENT
+        ),
+    )
     await rank_sql.set_member_ranks(
         session,
         program_id,
+        period,
         {
             member_id: (name(s.rank), name(leadership.achieved[member_id]))
             for member_id, s in leadership.standings.items()

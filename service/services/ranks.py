@@ -64,7 +64,9 @@ def _legs_shown(legs: list[LegFigures]) -> list[LegFigures]:
 async def rank_progress(
     session: AsyncSession, program: ProgramRow, member_id: str, period: str
 ) -> RankStanding:
-    """The member's figures and progress towards each rank in the period."""
+    """The member's figures and progress towards each rank in the period. A closed period
+    whose plan has no ranks stored no rank figures: its volumes, which a close froze, are
+    read as for an open one."""
     program_id = program.program_id
     held = await rank_sql.member_ranks(session, program_id, member_id)
     if held is None:
@@ -72,8 +74,10 @@ async def rank_progress(
     version = await governing_version(session, program, period)
     plan_ranks = () if version is None else version.plan.ranks
     closed = await period_sql.get_closed(session, program_id, period) is not None
-    if closed:
-        standing, legs = await _frozen(session, program_id, period, member_id, plan_ranks)
+    if closed and plan_ranks:
+        standing, legs = await _frozen(
+            session, program_id, period, member_id, plan_ranks, active=held[2] == "active"
+        )
     else:
         plan = None if version is None else version.plan
         standing, legs = await _as_of_now(session, program_id, period, member_id, plan)
@@ -97,12 +101,15 @@ async def _frozen(
     period: str,
     member_id: str,
     ranks: tuple[Rank, ...],
+    *,
+    active: bool,
 ) -> tuple[Standing, list[LegFigures]]:
     """The standing the close stored: the member's row and their recruits' (a member or
-    recruit without a row had no volume and no rank below them)."""
+    recruit without a row had no volume and no rank below them; the close stores no status
+    for them, so the member's status now, `active`, stands in)."""
     own, recruits = await rank_sql.frozen_figures(session, program_id, period, member_id)
     if own is None:
-        own = RankRow(member_id, None, False, ZERO, ZERO, 0, None, None)
+        own = RankRow(member_id, None, active, ZERO, ZERO, 0, None, None)
     recruits.sort(key=lambda row: row.member_id)
     standing = Standing(
         member_id=member_id,

@@ -14,6 +14,7 @@ from service.domain.bonuses import (
     matching_bonuses,
     pool_bonuses,
 )
+from service.domain.money import round_money
 from service.domain.ranks import MemberVolume, Rank, Standing, decide_ranks
 
 D = Decimal
@@ -132,9 +133,9 @@ def test_a_pool_with_a_remainder_never_pays_more_than_it_holds() -> None:
     three, _ = standings_of(("X", None, "200"), ("Y", None, "250"), ("W", None, "299"))
     thirds = pool_bonuses(RANKS, three.values(), D("0.01"), D("10000.00"), "USD")
     assert [(x.earner_id, x.amount, x.rate) for x in thirds] == [
-        ("W", D("33.33"), D("0.333333")),
-        ("X", D("33.33"), D("0.333333")),
-        ("Y", D("33.33"), D("0.333333")),
+        ("W", D("33.33"), D("0.3333333333")),
+        ("X", D("33.33"), D("0.3333333333")),
+        ("Y", D("33.33"), D("0.3333333333")),
     ]
     assert sum(x.amount for x in thirds) == D("99.99")
     # No net volume, or nobody with shares: no pool.
@@ -163,6 +164,10 @@ def test_an_advancement_bonus_is_paid_once_across_closes() -> None:
     ]  # fmt: skip
     # A drops back to R1 and climbs to R2 again: achieved stays R3, nothing more is paid.
     assert advancement_bonuses(RANKS, november.values(), {"A": 2}) == []
+    # A plan version that renamed R3: A's achieved rank is one it does not name (None), but
+    # R2's bonus, paid before, is not paid again; the renamed rank's is.
+    paid = advancement_bonuses(RANKS, december.values(), {"A": None}, {"A": {"R2"}})
+    assert [(x.rank, x.amount) for x in paid] == [("R3", D("200.00"))]
 
 
 @st.composite
@@ -195,14 +200,33 @@ def test_every_unit_of_volume_pays_exactly_the_highest_rate_on_its_way_up(
         highest = D(0)
         walker: str | None = member.member_id
         path: list[str] = []
+        steps = []  # where the highest rate so far rises on the way up, and by how much
         while walker is not None:
             path.append(walker)
             rank = standings[walker].rank
-            if rank is not None:
-                highest = max(highest, RANKS[rank].differential_rate or D(0))
+            rate = D(0) if rank is None else RANKS[rank].differential_rate or D(0)
+            if rate > highest:
+                steps.append((walker, rate - highest))
+                highest = rate
             walker = sponsors[walker]
-        assert sum((x.rate for x in on_it), D(0)) == highest
+        # Every rise is a line, unless its amount rounds to nothing; so the rates add up to
+        # the highest rate on the way, less what rounded away.
+        paid = [(w, d) for w, d in steps if round_money(member.personal_volume * d, "USD")]
+        assert [(x.earner_id, x.rate) for x in on_it] == paid
+        if len(paid) == len(steps):
+            assert sum((x.rate for x in on_it), D(0)) == highest
         assert all(x.rate > 0 and x.base == member.personal_volume for x in on_it)
         earners = [x.earner_id for x in on_it]
         assert len(set(earners)) == len(earners)
         assert all(x.level == path.index(x.earner_id) for x in on_it)
+
+
+def test_a_bonus_that_rounds_to_nothing_writes_no_line() -> None:
+    # A (R1, 3 %) sponsors B, who sold 0.10: 3 % of 0.10 is 0.003, 0.00 to the cent: no line
+    # (A's own 3 % of 100.00 is 3.00). A pool of 1 % of 0.50 is 0.00: no line either.
+    standings, sponsors = standings_of(("A", None, "100"), ("B", "A", "0.10"))
+    assert summary(differential_bonuses(RANKS, standings, sponsors, "USD")) == [
+        ("A", "A", 0, "100", "0.03", "3.00")
+    ]
+    top, _ = standings_of(("T", None, "300"))
+    assert pool_bonuses(RANKS, top.values(), D("0.01"), D("0.50"), "USD") == []
