@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.api.flows import enroll_chain, post_sale
-from tests.conftest import Program
+from tests.conftest import Program, make_program
 
 D = Decimal
 OCTOBER = "2026-10-05T00:00:00Z"
@@ -370,6 +370,33 @@ async def test_overrides_pay_only_the_levels_the_rank_in_force_unlocks(
     assert [(x["earner_id"], x["kind"], x["amount"]) for x in sale["lines"]] == [
         ("C", "personal", "10.00"),
         ("B", "override", "5.00"),
+    ]
+
+
+async def test_under_dynamic_compression_a_rank_short_member_still_holds_its_level(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    program = await make_program(sessions, "dynamic")
+    await store_plan(client, program, {**GATED_PLAN, "compression": "dynamic"})
+    await enroll_chain(client, program, "A", "B", "X", "C")
+    inactive = await client.patch(
+        "/v1/members/X", json={"status": "inactive"}, headers=program.headers
+    )
+    assert inactive.status_code == 200, inactive.text
+    # October: C sells 400.00 and B 100.00; nobody has a rank in force yet. The close: PV
+    # C 400, X 0, B 100, A 0; OV C 400, X 400, B 500, A 500: C Bronze, B Silver, X (inactive)
+    # and A (no PV) nothing.
+    await post_sale(client, program, "O-1", "C", "400.00", occurred_at=OCTOBER)
+    await post_sale(client, program, "O-2", "B", "100.00", occurred_at=OCTOBER)
+    assert (await close(client, program, "2026-10"))["ranks"] == {"Bronze": 1, "Silver": 1}
+    # November: C sells 100.00. X is inactive and passed over: B takes level 1 (Silver
+    # unlocks 2): 5 % = 5.00. A takes level 2 but, unranked, unlocks none: held, not paid,
+    # and nobody above A is reached for it.
+    await post_sale(client, program, "O-3", "C", "100.00", occurred_at="2026-11-02T00:00:00Z")
+    assert await levels_of(client, program, "O-3") == [
+        ("X", None, None, "inactive"),
+        ("B", 1, "5.00", None),
+        ("A", 2, None, "rank_depth"),
     ]
 
 
