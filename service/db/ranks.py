@@ -278,21 +278,6 @@ async def set_member_ranks(
     )
 
 
-_BONUS_TOTALS = text(
-    """
-    SELECT bonus, sum(amount) FROM commission_lines
-    WHERE program_id = :program_id AND period = :period AND kind = 'bonus'
-    GROUP BY bonus
-    """
-)
-
-
-async def bonus_totals(session: AsyncSession, program_id: str, period: str) -> dict[str, Decimal]:
-    """The period's bonus lines added up by kind of bonus (kinds without a line left out)."""
-    result = await session.execute(_BONUS_TOTALS, {"program_id": program_id, "period": period})
-    return {bonus: amount for bonus, amount in result}
-
-
 _SUBTREE = text(
     """
     SELECT m.member_id, m.sponsor_id, m.status = 'active' AS active,

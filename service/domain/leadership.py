@@ -88,9 +88,10 @@ def decide_leadership(
     )
 
 
-def bonus_totals(lines: Iterable[BonusLine]) -> dict[BonusKind, Decimal]:
-    """The lines added up by kind of bonus, every kind present (zero without a line)."""
-    totals = dict.fromkeys(BonusKind, Decimal(0))
+def bonus_totals(lines: Iterable[BonusLine]) -> dict[str, Decimal]:
+    """The lines added up by kind of bonus, in the order of `BonusKind`; a kind without a
+    line is left out."""
+    totals: dict[BonusKind, Decimal] = {}
     for line in lines:
-        totals[line.bonus] += line.amount
-    return totals
+        totals[line.bonus] = totals.get(line.bonus, Decimal(0)) + line.amount
+    return {kind.value: totals[kind] for kind in BonusKind if kind in totals}

@@ -34,6 +34,7 @@ __all__ = [
     "decide_ranks",
     "progress",
     "rank_index",
+    "rank_name",
 ]
 
 
@@ -150,12 +151,18 @@ class Progress:
     missing: tuple[Check, ...]
 
 
-def rank_index(ranks: Sequence[Rank], name: str) -> int | None:
-    """The position of the rank of that name (ranks are lowest first), or None."""
+def rank_index(ranks: Sequence[Rank], name: str | None) -> int | None:
+    """The position of the rank of that name (ranks are lowest first), or None (no name,
+    or one these ranks do not have)."""
     for index, rank in enumerate(ranks):
         if rank.name == name:
             return index
     return None
+
+
+def rank_name(ranks: Sequence[Rank], index: int | None) -> str | None:
+    """The name of the rank at that position (None: no rank)."""
+    return None if index is None else ranks[index].name
 
 
 def _highest(*indexes: int | None) -> int | None:

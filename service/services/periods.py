@@ -28,7 +28,7 @@ from service.domain.leadership import Leadership, bonus_totals, decide_leadershi
 from service.domain.money import format_money, minor_unit
 from service.domain.periods import PeriodError, has_ended, next_period, parse_period, period_bounds
 from service.domain.plan import Plan
-from service.domain.ranks import rank_index
+from service.domain.ranks import rank_index, rank_name
 from service.errors import (
     EarlierPeriodOpen,
     InvalidPeriod,
@@ -247,19 +247,17 @@ async def _settle(
     """The period's end-of-period work, written: under a plan with ranks, every member's
     rank and the bonus lines, then (always) the statements, which add up every line."""
     program_id = program.program_id
-    plan = None if version is None else version.plan
     ranks: dict[str, int] = {}
     bonuses: dict[str, Decimal] = {}
-    if version is not None and plan is not None and plan.ranks:
+    if version is not None and version.plan.ranks:
+        plan = version.plan
         leadership = await _decide_leadership(session, program, period, plan)
         await _write_leadership(session, program_id, period, version.version, plan, leadership)
         ranks = leadership.rank_counts(plan)
-        paid = {line.bonus for line in leadership.bonus_lines}
-        totals_by_kind = bonus_totals(leadership.bonus_lines)
-        bonuses = {kind.value: totals_by_kind[kind] for kind in BonusKind if kind in paid}
+        bonuses = bonus_totals(leadership.bonus_lines)
     else:
         await rank_sql.set_member_ranks(session, program_id, period, {})
-    minimum = None if plan is None else plan.payout_minimum
+    minimum = None if version is None else version.plan.payout_minimum
     totals = await period_sql.write_statements(session, program_id, period, minimum=minimum)
     return PeriodSummary(
         period=period, closed_at=closed_at, totals=totals, ranks=ranks, bonuses=bonuses
@@ -296,11 +294,7 @@ async def _write_leadership(
 ) -> None:
     """The period's rank rows (members with any figure), its bonus lines, and each member's
     rank in force and achieved rank."""
-    names = [rank.name for rank in plan.ranks]
-
-    def name(index: int | None) -> str | None:
-        return None if index is None else names[index]
-
+    ranks = plan.ranks
     sponsors = leadership.sponsors
     rows = (
         RankRow(
@@ -310,8 +304,8 @@ async def _write_leadership(
             personal_volume=s.personal_volume,
             organization_volume=s.organization_volume,
             active_recruits=s.active_recruits,
-            rank=name(s.rank),
-            best_rank=name(s.best_rank),
+            rank=rank_name(ranks, s.rank),
+            best_rank=rank_name(ranks, s.best_rank),
         )
         for s in leadership.standings.values()
         if s.personal_volume or s.organization_volume or s.best_rank is not None
@@ -350,7 +344,7 @@ async def _write_leadership(
         program_id,
         period,
         {
-            member_id: (name(s.rank), name(leadership.achieved[member_id]))
+            member_id: (rank_name(ranks, s.rank), rank_name(ranks, leadership.achieved[member_id]))
             for member_id, s in leadership.standings.items()
             if s.rank is not None
         },

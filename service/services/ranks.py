@@ -19,7 +19,16 @@ from service.db import ranks as rank_sql
 from service.db.programs import ProgramRow
 from service.db.ranks import RankRow
 from service.domain.plan import Plan
-from service.domain.ranks import Leg, Progress, Rank, Standing, decide, progress, rank_index
+from service.domain.ranks import (
+    Leg,
+    Progress,
+    Rank,
+    Standing,
+    decide,
+    progress,
+    rank_index,
+    rank_name,
+)
 from service.errors import MemberNotFound
 from service.services.periods import governing_version
 
@@ -49,10 +58,6 @@ class RankStanding:
     active_recruits: int
     legs: list[LegFigures]
     progress: Progress
-
-
-def _name(ranks: tuple[Rank, ...], index: int | None) -> str | None:
-    return None if index is None else ranks[index].name
 
 
 def _legs_shown(legs: list[LegFigures]) -> list[LegFigures]:
@@ -117,17 +122,14 @@ async def _frozen(
         personal_volume=own.personal_volume,
         organization_volume=own.organization_volume,
         legs=tuple(
-            Leg(r.member_id, r.organization_volume, _index(ranks, r.best_rank)) for r in recruits
+            Leg(r.member_id, r.organization_volume, rank_index(ranks, r.best_rank))
+            for r in recruits
         ),
         active_recruits=own.active_recruits,
-        rank=_index(ranks, own.rank),
+        rank=rank_index(ranks, own.rank),
     )
     legs = [LegFigures(r.member_id, r.organization_volume, r.rank, r.best_rank) for r in recruits]
     return standing, legs
-
-
-def _index(ranks: tuple[Rank, ...], name: str | None) -> int | None:
-    return None if name is None else rank_index(ranks, name)
 
 
 async def _as_of_now(
@@ -149,8 +151,8 @@ async def _as_of_now(
         LegFigures(
             leg.member_id,
             leg.volume,
-            _name(ranks, rank_of[leg.member_id]),
-            _name(ranks, leg.best_rank),
+            rank_name(ranks, rank_of[leg.member_id]),
+            rank_name(ranks, leg.best_rank),
         )
         for leg in standing.legs
     ]
