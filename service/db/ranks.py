@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.compute.ranks import VOLUME_PLACES, Team
 from service.domain.ranks import MemberVolume
 
 _TREE = text(
@@ -364,3 +367,107 @@ async def member_ranks(
         await session.execute(_MEMBER_RANKS, {"program_id": program_id, "member_id": member_id})
     ).one_or_none()
     return None if row is None else (row[0], row[1], row[2])
+
+
+# The member's team as fixed-width binary rows that numpy reads without a Python object per
+# member, in one statement (one snapshot): each member's labels, depth and status, then
+# each volume row of the period in the team's label range, marked by a `hi` of -1, with
+# the volume in units of 10**-VOLUME_PLACES (booked volumes hold four places, so the
+# product is whole). Both halves are range scans of a label index; matching volumes to
+# members by label in numpy saves the join of a million rows.
+_TEAM_COPY = """
+    SELECT m.lo, m.hi, m.depth::int8, m.status = 'active', 0::int8
+    FROM members r
+    JOIN members m ON m.program_id = r.program_id AND m.lo >= r.lo AND m.lo < r.hi
+    WHERE r.program_id = $1 AND r.member_id = $2
+    UNION ALL
+    SELECT v.lo, -1, 0, false, (v.volume * 10000)::int8
+    FROM members r
+    JOIN member_period_volumes v
+      ON v.program_id = r.program_id AND v.period = $3 AND v.lo >= r.lo AND v.lo < r.hi
+    WHERE r.program_id = $1 AND r.member_id = $2
+"""
+assert 10**VOLUME_PLACES == 10000
+
+# PostgreSQL's binary COPY: a 19-byte header, then per row a field count and each field
+# as its length and big-endian bytes, then a two-byte trailer.
+_SIGNATURE, _HEADER, _TRAILER = b"PGCOPY\n\xff\r\n\x00", 19, 2
+_ROW = np.dtype(
+    [
+        ("fields", ">i2"),
+        ("lo_size", ">i4"),
+        ("lo", ">i8"),
+        ("hi_size", ">i4"),
+        ("hi", ">i8"),
+        ("depth_size", ">i4"),
+        ("depth", ">i8"),
+        ("active_size", ">i4"),
+        ("active", "u1"),
+        ("personal_size", ">i4"),
+        ("personal", ">i8"),
+    ]
+)
+
+_RECRUITS = text(
+    "SELECT member_id, lo FROM members"
+    " WHERE program_id = :program_id AND sponsor_id = :member_id ORDER BY lo"
+)
+
+
+async def team_of(
+    session: AsyncSession, program_id: str, member_id: str, period: str
+) -> tuple[Team, dict[int, str]]:
+    """The member (first) and everyone below them as they stand now, with their personal
+    volume booked in the period so far; and the member's direct recruits by tree label.
+    Read by two statements, the recruits first: the caller checks that both saw the same
+    recruits (an enrolment or a relabelling between them is rare) and reads again if not."""
+    found = await session.execute(_RECRUITS, {"program_id": program_id, "member_id": member_id})
+    recruits = {int(lo): recruit for recruit, lo in found}
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    chunks: list[bytes] = []
+
+    async def keep(chunk: bytes) -> None:
+        chunks.append(chunk)
+
+    await driver.copy_from_query(
+        _TEAM_COPY, program_id, member_id, period, output=keep, format="binary"
+    )
+    body = b"".join(chunks)
+    rows = np.frombuffer(
+        body, dtype=_ROW, offset=_HEADER, count=(len(body) - _HEADER - _TRAILER) // _ROW.itemsize
+    )
+    sizes = (rows["lo_size"], rows["hi_size"], rows["depth_size"], rows["personal_size"])
+    if not body.startswith(_SIGNATURE) or not (
+        np.all(rows["fields"] == 5)
+        and all(np.all(size == 8) for size in sizes)
+        and np.all(rows["active_size"] == 1)
+    ):
+        raise RuntimeError("COPY answered rows of another layout")
+    hi = rows["hi"].astype(np.int64)
+    is_member = hi >= 0
+    lo_all = rows["lo"].astype(np.int64)
+    lo = lo_all[is_member]
+    order = None if np.all(lo[1:] > lo[:-1]) else np.argsort(lo)
+
+    def members(column: str) -> NDArray[Any]:
+        values = rows[column][is_member]
+        return values if order is None else values[order]
+
+    lo = lo if order is None else lo[order]
+    volume_lo = lo_all[~is_member]
+    at = np.searchsorted(lo, volume_lo)
+    if len(at) and (at.max() >= len(lo) or np.any(lo[at] != volume_lo)):
+        raise RuntimeError("a volume of the period has no member at its label")
+    personal = np.zeros(len(lo), dtype=np.int64)
+    personal[at] = rows["personal"][~is_member]
+    team = Team(
+        lo=lo,
+        hi=hi[is_member] if order is None else hi[is_member][order],
+        depth=members("depth").astype(np.int64),
+        active=members("active").astype(np.bool_),
+        personal=personal,
+    )
+    return team, recruits

@@ -12,8 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.compute.ranks import VOLUME_PLACES, Team, TeamRanks, decide_team
 from service.db import periods as period_sql
 from service.db import ranks as rank_sql
 from service.db.programs import ProgramRow
@@ -136,8 +139,69 @@ async def _as_of_now(
     session: AsyncSession, program_id: str, period: str, member_id: str, plan: Plan | None
 ) -> tuple[Standing, list[LegFigures]]:
     """What the close would decide now for the member: their team decided from its deepest
-    members up, on the volume booked in the period so far."""
+    members up, on the volume booked in the period so far. The team is read as arrays and
+    decided at once (service/compute/ranks.py); a team whose volume that cannot hold
+    exactly, or one that changed under both reads three times, is decided with Decimals."""
     ranks = () if plan is None else plan.ranks
+    for _ in range(3):
+        team, recruits = await rank_sql.team_of(session, program_id, member_id, period)
+        decided = decide_team(ranks, team) if len(team.lo) else None
+        if decided is None:
+            break
+        legs = np.nonzero(decided.sponsor == 0)[0]
+        if {int(team.lo[j]) for j in legs} == recruits.keys():
+            return _standing_of(ranks, member_id, team, decided, recruits, legs)
+    return await _decided_with_decimals(session, program_id, period, member_id, ranks)
+
+
+def _standing_of(
+    ranks: tuple[Rank, ...],
+    member_id: str,
+    team: Team,
+    decided: TeamRanks,
+    recruits: dict[int, str],
+    legs: NDArray[np.int64],
+) -> tuple[Standing, list[LegFigures]]:
+    """The standing of the team's first member, from the whole team decided as arrays."""
+
+    def held(position: int | np.int64) -> int | None:
+        found = int(decided.rank[position])
+        return None if found < 0 else found
+
+    shown = sorted(
+        (
+            (
+                recruits[int(team.lo[j])],
+                decided.volume(decided.organization[j]),
+                held(j),
+                int(decided.best[j]),
+            )
+            for j in legs
+        ),
+        key=lambda leg: leg[0],
+    )
+    standing = Standing(
+        member_id=member_id,
+        active=bool(team.active[0]),
+        personal_volume=Decimal(int(team.personal[0])).scaleb(-VOLUME_PLACES),
+        organization_volume=decided.volume(decided.organization[0]),
+        legs=tuple(Leg(leg, volume, None if best < 0 else best) for leg, volume, _, best in shown),
+        active_recruits=int(decided.active_recruits[0]),
+        rank=held(0),
+    )
+    figures = [
+        LegFigures(
+            leg, volume, rank_name(ranks, rank), rank_name(ranks, None if best < 0 else best)
+        )
+        for leg, volume, rank, best in shown
+    ]
+    return standing, figures
+
+
+async def _decided_with_decimals(
+    session: AsyncSession, program_id: str, period: str, member_id: str, ranks: tuple[Rank, ...]
+) -> tuple[Standing, list[LegFigures]]:
+    """As `_as_of_now`, by service.domain.ranks.decide over the team read as rows."""
     team = await rank_sql.subtree_volumes(session, program_id, member_id, period)
     decided = decide(ranks, team)
     position = decided.member_ids.index(member_id)
