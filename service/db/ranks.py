@@ -72,17 +72,19 @@ async def net_volume(session: AsyncSession, program_id: str, period: str) -> Dec
     return found
 
 
-_ACHIEVED = text(
-    "SELECT member_id, achieved_rank FROM members"
-    " WHERE program_id = :program_id AND achieved_rank IS NOT NULL"
+_HELD = text(
+    "SELECT member_id, rank, achieved_rank FROM members"
+    " WHERE program_id = :program_id AND (rank IS NOT NULL OR achieved_rank IS NOT NULL)"
 )
 
 
-async def achieved_ranks(session: AsyncSession, program_id: str) -> dict[str, str]:
-    """The highest rank each member was ever paid as, by name (members never ranked left
-    out)."""
-    result = await session.execute(_ACHIEVED, {"program_id": program_id})
-    return {member: rank for member, rank in result}
+async def held_ranks(
+    session: AsyncSession, program_id: str
+) -> dict[str, tuple[str | None, str | None]]:
+    """Each member's rank in force and the highest rank they were ever paid as, by name
+    (members holding neither left out)."""
+    result = await session.execute(_HELD, {"program_id": program_id})
+    return {member: (rank, achieved) for member, rank, achieved in result}
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,30 +248,15 @@ _SET_RANKS = text(
     """
 )
 
-# Members holding a rank in force that the period's ranks (written just before) do not give
-# them: one probe of period_ranks' key per such member.
-_CLEAR_RANKS = text(
-    """
-    UPDATE members m SET rank = NULL
-    WHERE m.program_id = :program_id AND m.rank IS NOT NULL
-      AND NOT EXISTS (SELECT 1 FROM period_ranks r
-                      WHERE r.program_id = m.program_id AND r.period = :period
-                        AND r.member_id = m.member_id AND r.rank IS NOT NULL)
-    """
-)
-
 
 async def set_member_ranks(
-    session: AsyncSession,
-    program_id: str,
-    period: str,
-    ranks: dict[str, tuple[str | None, str | None]],
+    session: AsyncSession, program_id: str, ranks: dict[str, tuple[str | None, str | None]]
 ) -> None:
-    """After the period's ranks are written: set each given member's rank in force and
-    achieved rank (member id -> (rank, achieved)); every member the period gives no rank has
-    none in force. Rows already right are not touched."""
+    """Set each given member's rank in force and achieved rank (member id -> (rank,
+    achieved)), by one probe of the members' key per member given: the close gives only the
+    members whose ranks change, so the statement neither reads every member nor depends on
+    estimates of rows the close has just written."""
     members = list(ranks)
-    await session.execute(_CLEAR_RANKS, {"program_id": program_id, "period": period})
     await session.execute(
         _SET_RANKS,
         {

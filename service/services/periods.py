@@ -249,14 +249,23 @@ async def _settle(
     program_id = program.program_id
     ranks: dict[str, int] = {}
     bonuses: dict[str, Decimal] = {}
+    held = await rank_sql.held_ranks(session, program_id)
+    given: dict[str, tuple[str | None, str | None]] = {}
     if version is not None and version.plan.ranks:
         plan = version.plan
-        leadership = await _decide_leadership(session, program, period, plan)
+        leadership = await _decide_leadership(session, program, period, plan, held)
         await _write_leadership(session, program_id, period, version.version, plan, leadership)
         ranks = leadership.rank_counts(plan)
         bonuses = bonus_totals(leadership.bonus_lines)
-    else:
-        await rank_sql.set_member_ranks(session, program_id, period, {})
+        given = {
+            member_id: (
+                rank_name(plan.ranks, s.rank),
+                rank_name(plan.ranks, leadership.achieved[member_id]),
+            )
+            for member_id, s in leadership.standings.items()
+            if s.rank is not None
+        }
+    await rank_sql.set_member_ranks(session, program_id, _rank_changes(held, given))
     minimum = None if version is None else version.plan.payout_minimum
     totals = await period_sql.write_statements(session, program_id, period, minimum=minimum)
     return PeriodSummary(
@@ -264,14 +273,34 @@ async def _settle(
     )
 
 
+def _rank_changes(
+    held: dict[str, tuple[str | None, str | None]],
+    given: dict[str, tuple[str | None, str | None]],
+) -> dict[str, tuple[str | None, str | None]]:
+    """What the close sets on members, from the (rank in force, achieved rank) each holds
+    and each is `given` by the period (members paid a rank): the given pair, and no rank in
+    force for a member holding one whom the period gives none (their achieved rank kept);
+    members already right are left out."""
+    changes = {member: pair for member, pair in given.items() if held.get(member) != pair}
+    for member, (rank, achieved) in held.items():
+        if rank is not None and member not in given:
+            changes[member] = (None, achieved)
+    return changes
+
+
 async def _decide_leadership(
-    session: AsyncSession, program: ProgramRow, period: str, plan: Plan
+    session: AsyncSession,
+    program: ProgramRow,
+    period: str,
+    plan: Plan,
+    held: dict[str, tuple[str | None, str | None]],
 ) -> Leadership:
     program_id = program.program_id
     members = await rank_sql.tree_volumes(session, program_id, period)
     achieved = {
         member_id: rank_index(plan.ranks, name)
-        for member_id, name in (await rank_sql.achieved_ranks(session, program_id)).items()
+        for member_id, (_, name) in held.items()
+        if name is not None
     }
     return decide_leadership(
         plan,
@@ -292,8 +321,8 @@ async def _write_leadership(
     plan: Plan,
     leadership: Leadership,
 ) -> None:
-    """The period's rank rows (members with any figure), its bonus lines, and each member's
-    rank in force and achieved rank."""
+    """The period's rank rows (members with any figure), its bonus lines and the
+    advancements they pay."""
     ranks = plan.ranks
     sponsors = leadership.sponsors
     rows = (
@@ -338,16 +367,6 @@ async def _write_leadership(
             for line in leadership.bonus_lines
             if line.bonus is BonusKind.ADVANCEMENT
         ),
-    )
-    await rank_sql.set_member_ranks(
-        session,
-        program_id,
-        period,
-        {
-            member_id: (rank_name(ranks, s.rank), rank_name(ranks, leadership.achieved[member_id]))
-            for member_id, s in leadership.standings.items()
-            if s.rank is not None
-        },
     )
 
 
