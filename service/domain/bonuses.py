@@ -22,7 +22,7 @@ from decimal import ROUND_FLOOR, Decimal
 from enum import StrEnum
 
 from service.domain.money import EXACT, floor_money, round_money
-from service.domain.ranks import Rank, Standing
+from service.domain.ranks import Rank, Ranked
 
 __all__ = [
     "BonusKind",
@@ -68,7 +68,7 @@ class BonusLine:
     total_shares: int | None = None
 
 
-def _rate_of(ranks: Sequence[Rank], standing: Standing | None) -> Decimal:
+def _rate_of(ranks: Sequence[Rank], standing: Ranked | None) -> Decimal:
     if standing is None or standing.rank is None:
         return ZERO
     return ranks[standing.rank].differential_rate or ZERO
@@ -76,7 +76,7 @@ def _rate_of(ranks: Sequence[Rank], standing: Standing | None) -> Decimal:
 
 def differential_bonuses(
     ranks: Sequence[Rank],
-    standings: Mapping[str, Standing],
+    standings: Mapping[str, Ranked],
     sponsors: Mapping[str, str | None],
     currency: str,
 ) -> list[BonusLine]:
@@ -147,7 +147,7 @@ def _sponsors_first(sponsors: Mapping[str, str | None]) -> list[str]:
 
 def matching_bonuses(
     ranks: Sequence[Rank],
-    standings: Mapping[str, Standing],
+    standings: Mapping[str, Ranked],
     sponsors: Mapping[str, str | None],
     earned: Mapping[str, Decimal],
     currency: str,
@@ -192,7 +192,7 @@ def matching_bonuses(
 
 def pool_bonuses(
     ranks: Sequence[Rank],
-    standings: Iterable[Standing],
+    standings: Iterable[Ranked],
     pool_rate: Decimal | None,
     net_volume: Decimal,
     currency: str,
@@ -238,7 +238,7 @@ def pool_bonuses(
 
 def advancement_bonuses(
     ranks: Sequence[Rank],
-    standings: Iterable[Standing],
+    standings: Iterable[Ranked],
     achieved_before: Mapping[str, int | None],
     paid_before: Mapping[str, Collection[str]] | None = None,
 ) -> list[BonusLine]:

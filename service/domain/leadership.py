@@ -19,7 +19,7 @@ from service.domain.bonuses import (
     pool_bonuses,
 )
 from service.domain.plan import Plan
-from service.domain.ranks import MemberVolume, Standing, decide_ranks
+from service.domain.ranks import Figures, MemberVolume, decide
 
 __all__ = ["Leadership", "bonus_totals", "decide_leadership"]
 
@@ -31,7 +31,7 @@ class Leadership:
     `achieved` each member's achieved rank (an index) after the period, for every member
     who holds one."""
 
-    standings: dict[str, Standing]
+    standings: dict[str, Figures]
     sponsors: dict[str, str | None]
     bonus_lines: list[BonusLine]
     achieved: dict[str, int]
@@ -64,7 +64,7 @@ def decide_leadership(
     `advanced_before` the ranks whose advancement bonus each member was paid before."""
     ranks = plan.ranks
     listed = list(members)
-    standings = decide_ranks(ranks, listed)
+    standings = decide(ranks, listed).figures()
     sponsors = {member.member_id: member.sponsor_id for member in listed}
     differential = differential_bonuses(ranks, standings, sponsors, currency)
     earned = dict(earned_on_sales)

@@ -14,18 +14,21 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from enum import StrEnum
+from typing import Protocol
 
 from service.domain.money import EXACT
 
 __all__ = [
     "Check",
     "Decided",
+    "Figures",
     "Leg",
     "LegRule",
     "MemberVolume",
     "Progress",
     "Rank",
     "RankProgress",
+    "Ranked",
     "Requirement",
     "Standing",
     "checks",
@@ -118,6 +121,32 @@ class Standing:
     def best_rank(self) -> int | None:
         """The highest paid-as rank held by the member or anyone below them."""
         return _highest(self.rank, *(leg.best_rank for leg in self.legs))
+
+
+class Ranked(Protocol):
+    """A member as the bonuses read them: personal volume and paid-as rank in the period."""
+
+    @property
+    def member_id(self) -> str: ...
+    @property
+    def personal_volume(self) -> Decimal: ...
+    @property
+    def rank(self) -> int | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """A member's figures in the period and their paid-as rank, without their legs: what a
+    close stores and pays bonuses on. `best_rank` is the highest rank held by the member or
+    anyone below them."""
+
+    member_id: str
+    active: bool
+    personal_volume: Decimal
+    organization_volume: Decimal
+    active_recruits: int
+    rank: int | None
+    best_rank: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +298,22 @@ class Decided:
     active_recruits: list[int]
     rank: list[int | None]
     best: list[int | None]
+
+    def figures(self) -> dict[str, Figures]:
+        """Every member's figures, by member id (no legs: a close needs none)."""
+        return {
+            member_id: Figures(member_id, *row)
+            for member_id, *row in zip(
+                self.member_ids,
+                self.active,
+                self.personal,
+                self.organization,
+                self.active_recruits,
+                self.rank,
+                self.best,
+                strict=True,
+            )
+        }
 
     def standings(self, only: Iterable[int] | None = None) -> dict[str, Standing]:
         """The standings, by member id, of every member (or of the positions in `only`),
