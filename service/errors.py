@@ -71,6 +71,11 @@ class MemberExists(Conflict):
     title = "A different member with this id exists"
 
 
+class ReferralCodeTaken(Conflict):
+    code = "referral_code_taken"
+    title = "Another member of this program holds this referral code"
+
+
 class GenealogyCycle(Conflict):
     code = "genealogy_cycle"
     title = "The move would make a member their own ancestor"

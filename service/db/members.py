@@ -20,6 +20,7 @@ _COLUMNS = (
     members.c.status,
     members.c.name,
     members.c.rank,
+    members.c.referral_code,
     members.c.created_at,
     members.c.updated_at,
     members.c.depth,
@@ -35,6 +36,7 @@ class MemberRow:
     status: str
     name: str | None
     rank: str | None
+    referral_code: str | None
     created_at: datetime
     updated_at: datetime
     depth: int
@@ -160,15 +162,15 @@ async def record_move(
 _UPLINE = text(
     """
     WITH RECURSIVE up(member_id, sponsor_id, enrolled_sponsor_id, enrolled_at, status, name,
-                      rank, created_at, updated_at, depth, level) AS (
+                      rank, referral_code, created_at, updated_at, depth, level) AS (
         SELECT s.member_id, s.sponsor_id, s.enrolled_sponsor_id, s.enrolled_at, s.status,
-               s.name, s.rank, s.created_at, s.updated_at, s.depth, 1
+               s.name, s.rank, s.referral_code, s.created_at, s.updated_at, s.depth, 1
         FROM members m
         JOIN members s ON s.program_id = m.program_id AND s.member_id = m.sponsor_id
         WHERE m.program_id = :program_id AND m.member_id = :start
       UNION ALL
         SELECT s.member_id, s.sponsor_id, s.enrolled_sponsor_id, s.enrolled_at, s.status,
-               s.name, s.rank, s.created_at, s.updated_at, s.depth, up.level + 1
+               s.name, s.rank, s.referral_code, s.created_at, s.updated_at, s.depth, up.level + 1
         FROM up
         JOIN members s ON s.program_id = :program_id AND s.member_id = up.sponsor_id
         WHERE up.level < :levels
@@ -196,7 +198,8 @@ async def upline_of(
 _DOWNLINE_PAGE = text(
     """
     SELECT m.member_id, m.sponsor_id, m.enrolled_sponsor_id, m.enrolled_at, m.status, m.name,
-           m.rank, m.created_at, m.updated_at, m.depth, m.depth - r.depth AS level
+           m.rank, m.referral_code, m.created_at, m.updated_at, m.depth,
+           m.depth - r.depth AS level
     FROM members r
     CROSS JOIN LATERAL (
         SELECT * FROM members m
@@ -220,7 +223,8 @@ _DOWNLINE_PAGE = text(
 _SHALLOW_DOWNLINE_PAGE = text(
     """
     SELECT m.member_id, m.sponsor_id, m.enrolled_sponsor_id, m.enrolled_at, m.status, m.name,
-           m.rank, m.created_at, m.updated_at, m.depth, m.depth - r.depth AS level
+           m.rank, m.referral_code, m.created_at, m.updated_at, m.depth,
+           m.depth - r.depth AS level
     FROM members r
     CROSS JOIN LATERAL generate_series(1, :max_depth) AS wanted(level)
     CROSS JOIN LATERAL (
@@ -367,17 +371,19 @@ async def get_members(
 _INSERT_MEMBERS = text(
     """
     INSERT INTO members (program_id, member_id, sponsor_id, enrolled_sponsor_id, enrolled_at,
-                         name, status, lo, hi, depth)
+                         name, referral_code, status, lo, hi, depth)
     SELECT :program_id, n.member_id, n.sponsor_id, n.sponsor_id, n.enrolled_at, n.name,
-           'active', n.lo, n.hi, n.depth
+           n.referral_code, 'active', n.lo, n.hi, n.depth
     FROM unnest(CAST(:member_ids AS text[]), CAST(:sponsor_ids AS text[]),
                 CAST(:enrolled_ats AS timestamptz[]), CAST(:names AS text[]),
-                CAST(:los AS bigint[]), CAST(:his AS bigint[]), CAST(:depths AS int[]))
-         WITH ORDINALITY AS n(member_id, sponsor_id, enrolled_at, name, lo, hi, depth, position)
+                CAST(:codes AS text[]), CAST(:los AS bigint[]), CAST(:his AS bigint[]),
+                CAST(:depths AS int[]))
+         WITH ORDINALITY AS n(member_id, sponsor_id, enrolled_at, name, referral_code, lo, hi,
+                              depth, position)
     ORDER BY n.position
     ON CONFLICT (program_id, member_id) DO NOTHING
     RETURNING member_id, sponsor_id, enrolled_sponsor_id, enrolled_at, status, name, rank,
-              created_at, updated_at, depth
+              referral_code, created_at, updated_at, depth
     """
 )
 
@@ -388,6 +394,7 @@ class NewMember:
     sponsor_id: str | None
     enrolled_at: datetime
     name: str | None
+    referral_code: str | None
     lo: int
     hi: int
     depth: int
@@ -408,9 +415,33 @@ async def insert_members(
             "sponsor_ids": [m.sponsor_id for m in new_members],
             "enrolled_ats": [m.enrolled_at for m in new_members],
             "names": [m.name for m in new_members],
+            "codes": [m.referral_code for m in new_members],
             "los": [m.lo for m in new_members],
             "his": [m.hi for m in new_members],
             "depths": [m.depth for m in new_members],
         },
     )
     return {row.member_id: _member(row) for row in rows}
+
+
+async def members_by_referral_code(
+    session: AsyncSession, program_id: str, codes: Sequence[str]
+) -> dict[str, MemberRow]:
+    """The members holding these referral codes, by the code in lower case (codes are
+    unique in a program whatever their case)."""
+    if not codes:
+        return {}
+    wanted = sorted({code.lower() for code in codes})
+    rows = await session.execute(
+        select(*_COLUMNS).where(
+            members.c.program_id == program_id,
+            members.c.referral_code.is_not(None),  # as the unique index on codes is partial
+            func.lower(members.c.referral_code).in_(wanted),
+        )
+    )
+    found = {}
+    for row in rows:
+        member = _member(row)
+        assert member.referral_code is not None
+        found[member.referral_code.lower()] = member
+    return found

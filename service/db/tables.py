@@ -85,6 +85,9 @@ members = Table(
     # The rank in force (paid-as in the latest closed period) and the highest ever held.
     Column("rank", Text, nullable=True),
     Column("achieved_rank", Text, nullable=True),
+    # The code a store order's discount code names to credit the member (any case; unique
+    # in the program whatever the case: ux_members_referral_code on lower(referral_code)).
+    Column("referral_code", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # Derived from the adjacency list (service/domain/labels.py): subtree = (lo, hi) range.
@@ -97,6 +100,13 @@ members = Table(
     CheckConstraint("status IN ('active', 'inactive', 'terminated')", name="status"),
     CheckConstraint("sponsor_id IS NULL OR sponsor_id <> member_id", name="not_own_sponsor"),
     Index("ix_members_sponsor", "program_id", "sponsor_id", "member_id"),
+    Index(
+        "ux_members_referral_code",
+        "program_id",
+        text("lower(referral_code)"),
+        unique=True,
+        postgresql_where=text("referral_code IS NOT NULL"),
+    ),
 )
 
 member_moves = Table(

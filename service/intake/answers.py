@@ -40,6 +40,7 @@ def member_json(row: MemberRow) -> dict[str, Any]:
         "status": row.status,
         "name": row.name,
         "rank": row.rank,
+        "referral_code": row.referral_code,
         "updated_at": instant(row.updated_at),
     }
 

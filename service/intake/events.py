@@ -381,7 +381,14 @@ async def _apply_run(
         session,
         program_id,
         [
-            EnrollInput(e.data.id, e.data.sponsor_id, e.data.enrolled_at, e.data.name)
+            EnrollInput(
+                e.data.id,
+                e.data.sponsor_id,
+                e.data.enrolled_at,
+                e.data.name,
+                e.data.referral_code,
+                e.data.sponsor_code,
+            )
             for _, e in enrolments
         ],
     )

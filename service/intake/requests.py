@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 
 MemberId = Annotated[
@@ -126,16 +127,47 @@ class Request(BaseModel):
         return value
 
 
+ReferralCode = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"),
+    Field(
+        description="1-64 characters of A-Za-z0-9._- (starting with a letter or digit); unique"
+        " in the program whatever its case, and matched without it",
+        examples=["ANNA10"],
+    ),
+]
+
+
 class EnrollRequest(Request):
     id: MemberId
-    sponsor_id: MemberId | None = Field(description="null for a root of the genealogy")
+    sponsor_id: MemberId | None = Field(
+        default=None,
+        description="null for a root of the genealogy; give it, or `sponsor_code`",
+    )
+    sponsor_code: ReferralCode | None = Field(
+        default=None,
+        description="in place of `sponsor_id`: the sponsor is the member holding this"
+        " referral code (any case)",
+    )
     enrolled_at: Instant | None = Field(default=None, description="defaults to now")
     name: MemberName | None = None
+    referral_code: ReferralCode | None = None
+
+    @model_validator(mode="after")
+    def _one_sponsor(self) -> EnrollRequest:
+        given = self.model_fields_set
+        if ("sponsor_id" in given) == ("sponsor_code" in given and self.sponsor_code is not None):
+            raise ValueError(
+                "give the sponsor as exactly one of `sponsor_id` (null for a root) and"
+                " `sponsor_code`"
+            )
+        return self
 
 
 class UpdateMemberRequest(Request):
     status: Status | None = None
     name: MemberName | None = None
+    referral_code: ReferralCode | None = Field(default=None, description="null clears it")
 
 
 class MoveRequest(Request):

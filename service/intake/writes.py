@@ -19,6 +19,7 @@ from service.errors import (
     MemberNotFound,
     MemberTerminated,
     NoPlanInForce,
+    ReferralCodeTaken,
     RefundBeforeSale,
     RefundConflict,
     RefundExceedsSale,
@@ -69,6 +70,7 @@ class Enrol:
         UnknownSponsor,
         SponsorTerminated,
         EnrolledBeforeSponsor,
+        ReferralCodeTaken,
     )
 
     async def apply(self, session: AsyncSession, caller: Principal) -> Outcome:
@@ -79,17 +81,20 @@ class Enrol:
             sponsor_id=self.body.sponsor_id,
             enrolled_at=self.body.enrolled_at,
             name=self.body.name,
+            referral_code=self.body.referral_code,
+            sponsor_code=self.body.sponsor_code,
         )
         return answers.enrolment_outcome(result)
 
 
 @dataclass(frozen=True, slots=True)
 class UpdateMember:
-    """Changes `status` and `name` where the body sets them (`name: null` clears it)."""
+    """Changes `status`, `name` and `referral_code` where the body sets them (`name: null`
+    and `referral_code: null` clear them)."""
 
     member_id: str
     body: UpdateMemberRequest
-    refusals: ClassVar[Refusals] = (MemberNotFound, MemberTerminated)
+    refusals: ClassVar[Refusals] = (MemberNotFound, MemberTerminated, ReferralCodeTaken)
 
     @property
     def request_line(self) -> str:
@@ -102,6 +107,8 @@ class UpdateMember:
             changes["status"] = self.body.status
         if "name" in given:
             changes["name"] = self.body.name
+        if "referral_code" in given:
+            changes["referral_code"] = self.body.referral_code
         row = await members.update(session, caller.program_id, self.member_id, **changes)
         return Outcome(answers.OK, answers.member_json(row))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +20,7 @@ from service.errors import (
     MemberExists,
     MemberNotFound,
     MemberTerminated,
+    ReferralCodeTaken,
     ServiceError,
     SponsorTerminated,
     UnknownSponsor,
@@ -95,6 +96,9 @@ class EnrollInput:
     sponsor_id: str | None
     enrolled_at: datetime | None
     name: str | None
+    referral_code: str | None = None
+    sponsor_code: str | None = None
+    """In place of `sponsor_id`: the sponsor is the member holding this referral code."""
 
 
 async def enroll(
@@ -105,11 +109,12 @@ async def enroll(
     sponsor_id: str | None,
     enrolled_at: datetime | None,
     name: str | None,
+    referral_code: str | None = None,
+    sponsor_code: str | None = None,
 ) -> Enrolment:
     """Add one member (see `enroll_many`); refusals raise."""
-    (result,) = await enroll_many(
-        session, program_id, [EnrollInput(member_id, sponsor_id, enrolled_at, name)]
-    )
+    wanted = EnrollInput(member_id, sponsor_id, enrolled_at, name, referral_code, sponsor_code)
+    (result,) = await enroll_many(session, program_id, [wanted])
     if isinstance(result, ServiceError):
         raise result
     return result
@@ -120,6 +125,7 @@ def _same_enrolment(member: MemberRow, item: EnrollInput) -> bool:
         member.enrolled_sponsor_id == item.sponsor_id
         and (item.enrolled_at is None or member.enrolled_at == item.enrolled_at)
         and (item.name is None or member.name == item.name)
+        and (item.referral_code is None or member.referral_code == item.referral_code)
     )
 
 
@@ -136,15 +142,34 @@ async def enroll_many(
     if not items:
         return []
     await member_sql.lock_genealogy(session, program_id)  # labels are handed out in order
+    codes = [c for i in items for c in (i.referral_code, i.sponsor_code) if c is not None]
+    holders = await member_sql.members_by_referral_code(session, program_id, codes)
     wanted = {item.member_id for item in items} | {
         item.sponsor_id for item in items if item.sponsor_id is not None
     }
     known = await member_sql.get_members(session, program_id, sorted(wanted))
+    known.update({holder.member_id: holder for holder in holders.values()})
     now = datetime.now(UTC)
     results: list[Enrolment | ServiceError | None] = [None] * len(items)
     batch: dict[str, EnrollInput] = {}
+    claimed: dict[str, str] = {}  # referral codes (lower case) given earlier in this list
     to_insert: list[tuple[int, EnrollInput]] = []
+
+    def holder_of(code: str) -> str | None:
+        key = code.lower()
+        if key in claimed:
+            return claimed[key]
+        return holders[key].member_id if key in holders else None
+
     for index, item in enumerate(items):
+        if item.sponsor_code is not None:
+            by_code = holder_of(item.sponsor_code)
+            if by_code is None:
+                results[index] = UnknownSponsor(
+                    f"no member of this program holds the referral code {item.sponsor_code!r}"
+                )
+                continue
+            item = replace(item, sponsor_id=by_code, sponsor_code=None)
         existing = known.get(item.member_id)
         if existing is not None:
             results[index] = (
@@ -155,6 +180,12 @@ async def enroll_many(
             continue
         if item.member_id in batch:
             results[index] = _repeated(batch[item.member_id], item)
+            continue
+        if item.referral_code is not None and holder_of(item.referral_code) is not None:
+            results[index] = ReferralCodeTaken(
+                f"referral code {item.referral_code!r} is held by member"
+                f" {holder_of(item.referral_code)!r}"
+            )
             continue
         sponsor = item.sponsor_id
         if sponsor is not None:
@@ -179,6 +210,8 @@ async def enroll_many(
                 continue
         batch[item.member_id] = item
         to_insert.append((index, item))
+        if item.referral_code is not None:
+            claimed[item.referral_code.lower()] = item.member_id
     inserted = await _insert_placed(session, program_id, [item for _, item in to_insert], now)
     for index, item in to_insert:
         row = inserted.get(item.member_id)
@@ -225,6 +258,7 @@ async def _insert_placed(
                 sponsor_id=item.sponsor_id,
                 enrolled_at=item.enrolled_at or now,
                 name=item.name,
+                referral_code=item.referral_code,
                 lo=lo,
                 hi=hi,
                 depth=depth,
@@ -284,7 +318,11 @@ def _repeated(first: EnrollInput, again: EnrollInput) -> Enrolment | ServiceErro
     same = first.sponsor_id == again.sponsor_id and (
         again.enrolled_at is None or first.enrolled_at in (None, again.enrolled_at)
     )
-    if same and (again.name is None or again.name == first.name):
+    if (
+        same
+        and (again.name is None or again.name == first.name)
+        and (again.referral_code is None or again.referral_code == first.referral_code)
+    ):
         return None
     return MemberExists(f"member {again.member_id!r} exists with a different enrolment")
 
@@ -311,8 +349,13 @@ async def update(
     *,
     status: str | None = None,
     name: str | object | None = _UNSET,
+    referral_code: str | object | None = _UNSET,
 ) -> MemberRow:
-    """Change status or name. Termination is final: a terminated member stays terminated."""
+    """Change status, name or referral code. Termination is final: a terminated member stays
+    terminated. A referral code another member of the program holds (whatever its case) is
+    refused; codes are given out under the genealogy lock, as enrolments give them."""
+    if referral_code is not _UNSET:
+        await member_sql.lock_genealogy(session, program_id)
     member = await _require_member(session, program_id, member_id, for_update=True)
     changes: dict[str, object] = {}
     if status is not None and status != member.status:
@@ -321,6 +364,15 @@ async def update(
         changes["status"] = status
     if name is not _UNSET and name != member.name:
         changes["name"] = name
+    if referral_code is not _UNSET and referral_code != member.referral_code:
+        if isinstance(referral_code, str):
+            held = await member_sql.members_by_referral_code(session, program_id, [referral_code])
+            holder = held.get(referral_code.lower())
+            if holder is not None and holder.member_id != member_id:
+                raise ReferralCodeTaken(
+                    f"referral code {referral_code!r} is held by member {holder.member_id!r}"
+                )
+        changes["referral_code"] = referral_code
     if not changes:
         return member
     return await member_sql.update_member(session, program_id, member_id, changes)

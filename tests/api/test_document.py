@@ -78,7 +78,7 @@ def test_an_enrolment_documents_each_status_with_its_codes() -> None:
         "400": ["malformed_json"],
         "401": ["unauthorized"],
         "403": ["insufficient_scope"],
-        "409": ["idempotency_conflict", "member_exists"],
+        "409": ["idempotency_conflict", "member_exists", "referral_code_taken"],
         "413": ["payload_too_large"],
         "422": [
             "duplicate_key",
