@@ -20,23 +20,32 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.compute.ranks import VOLUME_PLACES, Team
 from service.domain.ranks import MemberVolume
 
-_TREE = text(
-    """
+# Read straight through the driver: a million rows as asyncpg records cost a fraction of
+# what the same rows cost as SQLAlchemy rows.
+_TREE = """
     SELECT m.member_id, m.sponsor_id, m.status = 'active' AS active,
            COALESCE(v.volume, 0) AS personal_volume
     FROM members m
     LEFT JOIN member_period_volumes v
-      ON v.program_id = m.program_id AND v.member_id = m.member_id AND v.period = :period
-    WHERE m.program_id = :program_id
-    """
-)
+      ON v.program_id = m.program_id AND v.member_id = m.member_id AND v.period = $2
+    WHERE m.program_id = $1
+"""
+
+
+async def _driver(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session, in the session's transaction."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    return driver
 
 
 async def tree_volumes(session: AsyncSession, program_id: str, period: str) -> list[MemberVolume]:
     """Every member of the program as they stand now, with their personal volume booked in
     the period (net of the refunds booked in it)."""
-    result = await session.execute(_TREE, {"program_id": program_id, "period": period})
-    return [MemberVolume(r[0], r[1], r[2], r[3]) for r in result]
+    rows = await (await _driver(session)).fetch(_TREE, program_id, period)
+    return [MemberVolume(r[0], r[1], r[2], r[3]) for r in rows]
 
 
 _EARNED = text(
@@ -119,10 +128,7 @@ async def _copy(
     session: AsyncSession, table: str, columns: Sequence[str], records: Iterable[Sequence[Any]]
 ) -> None:
     """COPY the records into the table, in the session's transaction."""
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    driver = raw.driver_connection
-    assert driver is not None
+    driver = await _driver(session)
     await driver.copy_records_to_table(table, records=records, columns=list(columns))
 
 
@@ -410,10 +416,7 @@ async def team_of(
     recruits (an enrolment or a relabelling between them is rare) and reads again if not."""
     found = await session.execute(_RECRUITS, {"program_id": program_id, "member_id": member_id})
     recruits = {int(lo): recruit for recruit, lo in found}
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    driver = raw.driver_connection
-    assert driver is not None
+    driver = await _driver(session)
     chunks: list[bytes] = []
 
     async def keep(chunk: bytes) -> None:

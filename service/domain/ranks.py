@@ -302,8 +302,8 @@ class Decided:
     def figures(self) -> dict[str, Figures]:
         """Every member's figures, by member id (no legs: a close needs none)."""
         return {
-            member_id: Figures(member_id, *row)
-            for member_id, *row in zip(
+            member_id: Figures(member_id, active, personal, organization, recruits, rank, best)
+            for member_id, active, personal, organization, recruits, rank, best in zip(
                 self.member_ids,
                 self.active,
                 self.personal,
