@@ -1,10 +1,9 @@
 """Members' referral codes.
 
-A member may carry a `referral_code`: the code a store's order gives as its discount or
-coupon code credits the sale to them, and a recruit may be enrolled by their sponsor's code.
-Codes are unique in a program whatever their case (stores compare discount codes without
-it: WooCommerce lowercases them), hence the unique index on `lower(referral_code)`, which
-is also how a code is looked up.
+A member may carry a `referral_code`, the code they hand out: a recruit may be enrolled by
+their sponsor's code. Codes are unique in a program whatever their case (people type them
+in any case), hence the unique index on `lower(referral_code)`, which is also how a code
+is looked up.
 
 Revision ID: 0014_referral_codes
 Revises: 0013_ranks_and_bonuses

@@ -58,8 +58,7 @@ class Member(BaseModel):
     name: str | None
     rank: str | None = Field(description="the rank in force: paid-as in the latest close")
     referral_code: str | None = Field(
-        description="the code that credits a store order to this member, and enrols recruits"
-        " under them (`sponsor_code`)"
+        description="the code this member hands out: it enrols recruits under them (`sponsor_code`)"
     )
     updated_at: datetime
 

@@ -125,10 +125,14 @@ def decide_team(ranks: Sequence[Rank], team: Team) -> TeamRanks | None:
     caps = _caps(ranks)
     scale = max([VOLUME_PLACES, *(_places(value) for value in _figures(ranks, caps))])
     factor = 10 ** (scale - VOLUME_PLACES)
-    total = int(np.abs(team.personal).sum(dtype=np.int64)) if len(team.personal) else 0
     thresholds = _figures(ranks, caps)
-    if total * factor >= _LIMIT or any(abs(value) * 10**scale >= _LIMIT for value in thresholds):
+    if any(abs(value) * 10**scale >= _LIMIT for value in thresholds):
         return None
+    if len(team.personal):
+        # Summed as floats, which cannot wrap: their error is far below the margin kept.
+        total = float(np.abs(team.personal.astype(np.float64)).sum())
+        if int(np.abs(team.personal).max()) >= _LIMIT or total * factor >= _LIMIT * 0.999:
+            return None
 
     def units(value: Decimal) -> int:
         return int(value.scaleb(scale))

@@ -366,15 +366,19 @@ async def member_ranks(
 # member, in one statement (one snapshot): each member's labels, depth and status, then
 # each volume row of the period in the team's label range, marked by a `hi` of -1, with
 # the volume in units of 10**-VOLUME_PLACES (booked volumes hold four places, so the
-# product is whole). Both halves are range scans of a label index; matching volumes to
-# members by label in numpy saves the join of a million rows.
+# product is whole; a volume too large for 62 bits of units comes as 2**62, which the array
+# decision refuses, leaving the team to the Decimals). Both halves are range scans of a
+# label index; matching volumes to members by label in numpy saves the join of a million
+# rows.
 _TEAM_COPY = """
     SELECT m.lo, m.hi, m.depth::int8, m.status = 'active', 0::int8
     FROM members r
     JOIN members m ON m.program_id = r.program_id AND m.lo >= r.lo AND m.lo < r.hi
     WHERE r.program_id = $1 AND r.member_id = $2
     UNION ALL
-    SELECT v.lo, -1, 0, false, (v.volume * 10000)::int8
+    SELECT v.lo, -1, 0, false,
+           CASE WHEN abs(v.volume) < 400000000000000 THEN (v.volume * 10000)::int8
+                ELSE 4611686018427387904 END
     FROM members r
     JOIN member_period_volumes v
       ON v.program_id = r.program_id AND v.period = $3 AND v.lo >= r.lo AND v.lo < r.hi

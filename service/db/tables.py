@@ -85,8 +85,8 @@ members = Table(
     # The rank in force (paid-as in the latest closed period) and the highest ever held.
     Column("rank", Text, nullable=True),
     Column("achieved_rank", Text, nullable=True),
-    # The code a store order's discount code names to credit the member (any case; unique
-    # in the program whatever the case: ux_members_referral_code on lower(referral_code)).
+    # The code the member hands out (recruits enrol under them by it): unique in the program
+    # whatever its case (ux_members_referral_code on lower(referral_code)).
     Column("referral_code", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),

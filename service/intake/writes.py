@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.domain.identity import fingerprint
@@ -36,6 +35,7 @@ from service.intake.requests import (
     EnrollRequest,
     MoveRequest,
     RefundRequest,
+    Request,
     SaleRequest,
     UpdateMemberRequest,
 )
@@ -56,7 +56,7 @@ class Write(Protocol):
     def request_line(self) -> str: ...
 
     @property
-    def body(self) -> BaseModel: ...
+    def body(self) -> Request: ...
 
     async def apply(self, session: AsyncSession, caller: Principal) -> Outcome: ...
 
@@ -203,7 +203,7 @@ async def apply_write(
         caller.program_id,
         scope=Scope.HTTP,
         key=idempotency_key,
-        request_fingerprint=fingerprint([write.request_line, write.body.model_dump(mode="json")]),
+        request_fingerprint=fingerprint([write.request_line, write.body.fingerprinted()]),
         apply=lambda: write.apply(session, caller),
         rebuild=answers.rebuilder(session, caller.program_id),
     )

@@ -162,15 +162,19 @@ async def enroll_many(
         return holders[key].member_id if key in holders else None
 
     for index, item in enumerate(items):
+        existing = known.get(item.member_id)
         if item.sponsor_code is not None:
             by_code = holder_of(item.sponsor_code)
+            if by_code is None and existing is not None:
+                # A retry of an enrolment made by a code the sponsor has given up since:
+                # the code cannot say otherwise, so the rest of the enrolment decides.
+                by_code = existing.enrolled_sponsor_id
             if by_code is None:
                 results[index] = UnknownSponsor(
                     f"no member of this program holds the referral code {item.sponsor_code!r}"
                 )
                 continue
             item = replace(item, sponsor_id=by_code, sponsor_code=None)
-        existing = known.get(item.member_id)
         if existing is not None:
             results[index] = (
                 Enrolment(member=existing, created=False)

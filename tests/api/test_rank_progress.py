@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from service.services import ranks as service_ranks
 from tests.api.flows import enroll, post_sale
 from tests.api.test_leadership_close import close, rank_of, store_plan
 from tests.conftest import Program
@@ -44,14 +45,29 @@ def ladder(scale: int, share: str, above: str = "") -> dict[str, Any]:
     [
         # Cap 0.50 x 1000.00: the team is decided in 62-bit integers of 10**-4.
         (1, "0.50", ""),
-        # Cap 0.500001 x 100,000,000,000.01 has eight places; the team's 1.5 x 10**11 of
-        # volume does not fit 62 bits at that scale, so it is decided with Decimals.
+        # Cap 0.500001 x 100,000,000,000.01 has eight places; at that scale Gold's
+        # 10**11 of volume is 10**19 units, past 62 bits, so every team is decided with
+        # Decimals.
         (100_000_000, "0.500001", ".01"),
     ],
 )
 async def test_open_progress_is_what_the_close_then_freezes(
-    client: httpx.AsyncClient, program: Program, scale: int, share: str, above: str
+    client: httpx.AsyncClient,
+    program: Program,
+    monkeypatch: pytest.MonkeyPatch,
+    scale: int,
+    share: str,
+    above: str,
 ) -> None:
+    # Which way each case is decided, seen: the Decimals are counted as they are asked.
+    by_decimals: list[str] = []
+    decimals = service_ranks._decided_with_decimals
+
+    async def decided_with_decimals(*args: Any) -> Any:
+        by_decimals.append(args[3])
+        return await decimals(*args)
+
+    monkeypatch.setattr(service_ranks, "_decided_with_decimals", decided_with_decimals)
     await store_plan(client, program, ladder(scale, share, above))
     # A -> B -> D -> E -> G and A -> C -> F.
     for member, sponsor in (("A", None), ("B", "A"), ("C", "A"), ("D", "B"), ("E", "D"),
@@ -68,6 +84,7 @@ async def test_open_progress_is_what_the_close_then_freezes(
     # OV 1500; Gold counts each leg up to half of 1000: 100 + 500 + 500 = 1100 >= 1000,
     # and two legs hold a Silver: C itself, and B's through E, three levels below A.
     opened = {m: await rank_of(client, program, m, "2026-10") for m in MEMBERS}
+    assert by_decimals == ([] if scale == 1 else list(MEMBERS))
     assert {m: body["rank"] for m, body in opened.items()} == {
         "A": "Gold", "B": "Bronze", "C": "Silver", "D": None, "E": "Silver", "F": "Bronze",
         "G": "Bronze",

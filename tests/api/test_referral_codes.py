@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from service.intake.requests import EnrollRequest
 from tests.conftest import Program, make_program
 
 ENROLLED_AT = "2026-11-01T00:00:00Z"
@@ -124,3 +125,40 @@ async def test_in_one_batch_a_code_given_enrols_the_next_and_a_repeat_is_refused
     ]  # fmt: skip
     assert [results[i]["body"]["sponsor_id"] for i in (1, 3)] == ["LEAD", "LEAD"]
     assert (await client.get("/v1/members/R2", headers=program.headers)).status_code == 404
+
+
+async def test_a_retried_enrolment_by_code_is_answered_after_the_code_is_given_up(
+    client: httpx.AsyncClient, program: Program
+) -> None:
+    assert (await enrol(client, program, id="A", sponsor_id=None, referral_code="old")).is_success
+    assert (await enrol(client, program, id="B", sponsor_code="old")).status_code == 201
+    changed = await client.patch(
+        "/v1/members/A", json={"referral_code": "new"}, headers=program.headers
+    )
+    assert changed.status_code == 200, changed.text
+    # Nobody holds "old" now: the retry is answered with B as enrolled, under A.
+    retried = await enrol(client, program, id="B", sponsor_code="old")
+    assert (retried.status_code, retried.json()["sponsor_id"]) == (200, "A")
+    # Once C holds "old", the same body names another sponsor than B's: a conflict.
+    assert (await enrol(client, program, id="C", sponsor_id=None, referral_code="OLD")).is_success
+    assert await problem(await enrol(client, program, id="B", sponsor_code="old"), 409) == (
+        "member_exists"
+    )
+
+
+async def test_an_idempotency_key_remembers_an_enrolment_without_the_new_fields(
+    client: httpx.AsyncClient, program: Program
+) -> None:
+    # The fingerprint of a body that gives neither code is what it was before codes
+    # existed, so a key remembered then still matches its retry: here, the same body twice
+    # under one key is answered the same, and another body under it is a conflict.
+    headers = {**program.headers, "Idempotency-Key": "enrol-A"}
+    body = {"id": "A", "sponsor_id": None, "enrolled_at": ENROLLED_AT}
+    remembered = EnrollRequest.model_validate(body).fingerprinted()
+    assert set(remembered) == {"id", "sponsor_id", "enrolled_at", "name"}  # the fields before
+    first = await client.post("/v1/members", json=body, headers=headers)
+    again = await client.post("/v1/members", json=body, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json() == first.json()
+    other = await client.post("/v1/members", json={**body, "referral_code": "A1"}, headers=headers)
+    assert await problem(other, 409) == "idempotency_conflict"

@@ -184,8 +184,10 @@ def test_a_long_chain_where_each_rank_waits_on_the_one_below() -> None:
 
 def test_a_team_too_large_for_exact_integers_is_left_to_the_decimals() -> None:
     # A cap of 0.3333333333 x 1000.01 = 333.336666663333 has twelve places: the volume
-    # is counted in units of 10**-12, and 62 bits hold about 4.6 million of volume at
-    # that scale. Three members of 1,000,000 each (3,000,000) fit; four (4,000,000) do not.
+    # is counted in units of 10**-12, and 62 bits hold about 4.61 million of volume at
+    # that scale (2**62 = 4.61 x 10**18 units). Four members of 1,000,000 each (4 x 10**18
+    # units) fit; five (5 x 10**18) do not, nor does one whose volume came from the
+    # database as 2**62 units (too large to be read as a 64-bit integer).
     ranks = (
         Rank(
             "Capped",
@@ -199,9 +201,18 @@ def test_a_team_too_large_for_exact_integers_is_left_to_the_decimals() -> None:
             MemberVolume(f"M{i}", None if i == 0 else "M0", True, D("1000000")) for i in range(size)
         ]
 
-    fits, _ = as_team(team_of(3))
+    fits, _ = as_team(team_of(4))
     found = decide_team(ranks, fits)
     assert found is not None
     assert found.scale == 12
-    assert found.rank.tolist() == [0, 0, 0]
+    assert found.rank.tolist() == [0, 0, 0, 0]
+    assert found.volume(found.organization[0]) == D("4000000")
     assert decide_team(ranks, as_team(team_of(5))[0]) is None
+    plain = (Rank("Plain", min_personal_volume=D("1")),)  # scale 4
+    huge, _ = as_team(team_of(2))
+    huge.personal[1] = 2**62
+    assert decide_team(plain, huge) is None
+    huge.personal[1] = 2**62 - 1  # within one unit of the limit: the sum passes it
+    assert decide_team(plain, huge) is None
+    huge.personal[1] = 4 * 10**18  # 4 x 10**14 of volume: fits with the first member's
+    assert decide_team(plain, huge) is not None
