@@ -411,6 +411,25 @@ _RECRUITS = text(
 )
 
 
+class _Received:
+    """What a COPY sends, gathered in one numpy buffer that grows by doubling: a large
+    allocation goes back to the system when freed, where the COPY's many small chunks kept
+    whole would stay in the process's heap (a root's team is some 70 MB of rows)."""
+
+    def __init__(self) -> None:
+        self.buffer: NDArray[np.uint8] = np.empty(1 << 16, dtype=np.uint8)
+        self.size = 0
+
+    async def keep(self, chunk: bytes) -> None:
+        end = self.size + len(chunk)
+        if end > len(self.buffer):
+            grown = np.empty(max(end, 2 * len(self.buffer)), dtype=np.uint8)
+            grown[: self.size] = self.buffer[: self.size]
+            self.buffer = grown
+        self.buffer[self.size : end] = np.frombuffer(chunk, dtype=np.uint8)
+        self.size = end
+
+
 async def team_of(
     session: AsyncSession, program_id: str, member_id: str, period: str
 ) -> tuple[Team, dict[int, str]]:
@@ -421,20 +440,16 @@ async def team_of(
     found = await session.execute(_RECRUITS, {"program_id": program_id, "member_id": member_id})
     recruits = {int(lo): recruit for recruit, lo in found}
     driver = await _driver(session)
-    chunks: list[bytes] = []
-
-    async def keep(chunk: bytes) -> None:
-        chunks.append(chunk)
-
+    received = _Received()
     await driver.copy_from_query(
-        _TEAM_COPY, program_id, member_id, period, output=keep, format="binary"
+        _TEAM_COPY, program_id, member_id, period, output=received.keep, format="binary"
     )
-    body = b"".join(chunks)
+    body = received.buffer[: received.size]
     rows = np.frombuffer(
         body, dtype=_ROW, offset=_HEADER, count=(len(body) - _HEADER - _TRAILER) // _ROW.itemsize
     )
     sizes = (rows["lo_size"], rows["hi_size"], rows["depth_size"], rows["personal_size"])
-    if not body.startswith(_SIGNATURE) or not (
+    if bytes(body[: len(_SIGNATURE)]) != _SIGNATURE or not (
         np.all(rows["fields"] == 5)
         and all(np.all(size == 8) for size in sizes)
         and np.all(rows["active_size"] == 1)
