@@ -71,6 +71,18 @@ class TeamRanks:
         """A volume of this result as the Decimal it stands for."""
         return Decimal(int(units)).scaleb(-self.scale)
 
+    def rank_at(self, position: int | np.int64) -> int | None:
+        """The paid-as rank of the member at `position` (None: no rank)."""
+        return _index(self.rank[position])
+
+    def best_at(self, position: int | np.int64) -> int | None:
+        """The best rank held by the member at `position` or anyone below (None: none)."""
+        return _index(self.best[position])
+
+
+def _index(found: np.int64) -> int | None:
+    return None if found < 0 else int(found)
+
 
 def _places(value: Decimal) -> int:
     exponent = value.as_tuple().exponent
@@ -123,9 +135,9 @@ def decide_team(ranks: Sequence[Rank], team: Team) -> TeamRanks | None:
     when the team's volume cannot be held exactly in 62-bit integers at a scale that holds
     the plan's thresholds."""
     caps = _caps(ranks)
-    scale = max([VOLUME_PLACES, *(_places(value) for value in _figures(ranks, caps))])
-    factor = 10 ** (scale - VOLUME_PLACES)
     thresholds = _figures(ranks, caps)
+    scale = max([VOLUME_PLACES, *(_places(value) for value in thresholds)])
+    factor = 10 ** (scale - VOLUME_PLACES)
     if any(abs(value) * 10**scale >= _LIMIT for value in thresholds):
         return None
     if len(team.personal):

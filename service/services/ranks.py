@@ -140,8 +140,9 @@ async def _as_of_now(
 ) -> tuple[Standing, list[LegFigures]]:
     """What the close would decide now for the member: their team decided from its deepest
     members up, on the volume booked in the period so far. The team is read as arrays and
-    decided at once (service/compute/ranks.py); a team whose volume that cannot hold
-    exactly, or one that changed under both reads three times, is decided with Decimals."""
+    decided at once (service/compute/ranks.py); a team the arrays cannot hold exactly, or
+    one whose recruits changed between the two reads three times over, is decided with
+    Decimals."""
     ranks = () if plan is None else plan.ranks
     for _ in range(3):
         team, recruits = await rank_sql.team_of(session, program_id, member_id, period)
@@ -163,18 +164,13 @@ def _standing_of(
     legs: NDArray[np.int64],
 ) -> tuple[Standing, list[LegFigures]]:
     """The standing of the team's first member, from the whole team decided as arrays."""
-
-    def held(position: int | np.int64) -> int | None:
-        found = int(decided.rank[position])
-        return None if found < 0 else found
-
     shown = sorted(
         (
             (
                 recruits[int(team.lo[j])],
                 decided.volume(decided.organization[j]),
-                held(j),
-                int(decided.best[j]),
+                decided.rank_at(j),
+                decided.best_at(j),
             )
             for j in legs
         ),
@@ -185,14 +181,12 @@ def _standing_of(
         active=bool(team.active[0]),
         personal_volume=Decimal(int(team.personal[0])).scaleb(-VOLUME_PLACES),
         organization_volume=decided.volume(decided.organization[0]),
-        legs=tuple(Leg(leg, volume, None if best < 0 else best) for leg, volume, _, best in shown),
+        legs=tuple(Leg(leg, volume, best) for leg, volume, _, best in shown),
         active_recruits=int(decided.active_recruits[0]),
-        rank=held(0),
+        rank=decided.rank_at(0),
     )
     figures = [
-        LegFigures(
-            leg, volume, rank_name(ranks, rank), rank_name(ranks, None if best < 0 else best)
-        )
+        LegFigures(leg, volume, rank_name(ranks, rank), rank_name(ranks, best))
         for leg, volume, rank, best in shown
     ]
     return standing, figures
