@@ -32,10 +32,20 @@ async def hold_open_from(session: AsyncSession, program_id: str) -> str | None:
     return (await session.execute(_OPEN_FROM, {"program_id": program_id})).scalar_one_or_none()
 
 
+# A close adds up a month's lines per member (hundreds of thousands of groups): with the
+# server's default memory per sort or hash (4 MB) the plan spills to disk or walks the
+# lines in index order; this much, for the close's transaction only, keeps the sums in one
+# hash over one scan of the month's lines.
+CLOSE_WORK_MEMORY = "256MB"
+_CLOSE_MEMORY = text(f"SET LOCAL work_mem = '{CLOSE_WORK_MEMORY}'")
+
+
 async def lock_for_close(session: AsyncSession, program_id: str) -> str | None:
     """Take the program's lock alone (closes of a program run one at a time, and no sale or
-    refund books into a period meanwhile) and answer the oldest open period as it is then."""
+    refund books into a period meanwhile) and answer the oldest open period as it is then.
+    The transaction's memory per sort or hash is raised to CLOSE_WORK_MEMORY."""
     await lock_labels(session, program_id)
+    await session.execute(_CLOSE_MEMORY)
     return (await session.execute(_OPEN_FROM, {"program_id": program_id})).scalar_one_or_none()
 
 

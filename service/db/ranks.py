@@ -8,9 +8,8 @@ query, decides in service/domain/, and writes the period's ranks and bonus lines
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -96,9 +95,9 @@ async def held_ranks(
     return {member: (rank, achieved) for member, rank, achieved in result}
 
 
-@dataclass(frozen=True, slots=True)
-class RankRow:
-    """A member's figures in a closed period and the paid-as rank they decided."""
+class RankRow(NamedTuple):
+    """A member's figures in a closed period and the paid-as rank they decided (a tuple: a
+    close writes hundreds of thousands)."""
 
     member_id: str
     sponsor_id: str | None
@@ -110,8 +109,7 @@ class RankRow:
     best_rank: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class BonusRow:
+class BonusRow(NamedTuple):
     """A bonus line to write: booked in the close's period, under the plan version that
     governs it."""
 
@@ -150,26 +148,7 @@ async def write_ranks(
     session: AsyncSession, program_id: str, period: str, rows: Iterable[RankRow]
 ) -> None:
     """Write the period's rank rows (the close writes one per member with any figure)."""
-    await _copy(
-        session,
-        "period_ranks",
-        _RANK_COLUMNS,
-        (
-            (
-                program_id,
-                period,
-                r.member_id,
-                r.sponsor_id,
-                r.active,
-                r.personal_volume,
-                r.organization_volume,
-                r.active_recruits,
-                r.rank,
-                r.best_rank,
-            )
-            for r in rows
-        ),
-    )
+    await _copy(session, "period_ranks", _RANK_COLUMNS, ((program_id, period, *r) for r in rows))
 
 
 _LINE_COLUMNS = (
@@ -439,20 +418,59 @@ async def team_of(
     recruits (an enrolment or a relabelling between them is rare) and reads again if not."""
     found = await session.execute(_RECRUITS, {"program_id": program_id, "member_id": member_id})
     recruits = {int(lo): recruit for recruit, lo in found}
+    team, _ = await _copied_team(session, _TEAM_COPY, _ROW, program_id, member_id, period)
+    return team, recruits
+
+
+# The whole program in the layout of _TEAM_COPY, each member row carrying the member's id
+# (ids are at most 64 ASCII characters: as char(64) every row keeps one width).
+_PROGRAM_COPY = """
+    SELECT m.lo, m.hi, m.depth::int8, m.status = 'active', 0::int8, m.member_id::char(64)
+    FROM members m WHERE m.program_id = $1
+    UNION ALL
+    SELECT v.lo, -1, 0, false,
+           CASE WHEN abs(v.volume) < 400000000000000 THEN (v.volume * 10000)::int8
+                ELSE 4611686018427387904 END,
+           ''::char(64)
+    FROM member_period_volumes v WHERE v.program_id = $1 AND v.period = $2
+"""
+_ID_WIDTH = 64
+_PROGRAM_ROW = np.dtype([*_ROW.descr, ("id_size", ">i4"), ("member_id", f"S{_ID_WIDTH}")])
+
+
+async def program_team(
+    session: AsyncSession, program_id: str, period: str
+) -> tuple[Team, list[str]]:
+    """Every member of the program as they stand now, in depth-first order (by tree label),
+    with their personal volume booked in the period (net of its refunds); and their ids in
+    the same order. One statement, so one snapshot of the tree."""
+    team, ids = await _copied_team(session, _PROGRAM_COPY, _PROGRAM_ROW, program_id, period)
+    assert ids is not None
+    return team, ids
+
+
+async def _copied_team(
+    session: AsyncSession, query: str, layout: np.dtype[Any], *arguments: str
+) -> tuple[Team, list[str] | None]:
+    """A team read by a binary COPY of `query` whose rows have the fixed `layout`: member
+    rows, then volume rows (marked by a `hi` of -1) matched to members by label."""
     driver = await _driver(session)
     received = _Received()
-    await driver.copy_from_query(
-        _TEAM_COPY, program_id, member_id, period, output=received.keep, format="binary"
-    )
+    await driver.copy_from_query(query, *arguments, output=received.keep, format="binary")
     body = received.buffer[: received.size]
     rows = np.frombuffer(
-        body, dtype=_ROW, offset=_HEADER, count=(len(body) - _HEADER - _TRAILER) // _ROW.itemsize
+        body,
+        dtype=layout,
+        offset=_HEADER,
+        count=(len(body) - _HEADER - _TRAILER) // layout.itemsize,
     )
-    sizes = (rows["lo_size"], rows["hi_size"], rows["depth_size"], rows["personal_size"])
+    with_ids = "member_id" in (layout.names or ())
+    sizes = [rows["lo_size"], rows["hi_size"], rows["depth_size"], rows["personal_size"]]
     if bytes(body[: len(_SIGNATURE)]) != _SIGNATURE or not (
-        np.all(rows["fields"] == 5)
+        np.all(rows["fields"] == (6 if with_ids else 5))
         and all(np.all(size == 8) for size in sizes)
         and np.all(rows["active_size"] == 1)
+        and (not with_ids or np.all(rows["id_size"] == _ID_WIDTH))
     ):
         raise RuntimeError("COPY answered rows of another layout")
     hi = rows["hi"].astype(np.int64)
@@ -479,4 +497,52 @@ async def team_of(
         active=members("active").astype(np.bool_),
         personal=personal,
     )
-    return team, recruits
+    ids = None
+    if with_ids:
+        # Ids hold no blanks: the padded fields, end to end, split at the padding.
+        ids = members("member_id").tobytes().decode("ascii").split()
+        if len(ids) != len(lo):
+            raise RuntimeError("COPY answered a member id that is blank or not ASCII")
+    return team, ids
+
+
+# What each member earned in the period on sales (personal and override lines net of the
+# reversals booked in it), by tree label, in units of 10**-VOLUME_PLACES (lines hold four
+# places); a sum too large for 62 bits of units comes as 2**62.
+_EARNED_COPY = """
+    SELECT m.lo,
+           CASE WHEN abs(e.total) < 400000000000000 THEN (e.total * 10000)::int8
+                ELSE 4611686018427387904 END
+    FROM (SELECT earner_id, sum(amount) AS total FROM commission_lines
+          WHERE program_id = $1 AND period = $2 AND kind IN ('personal', 'override', 'reversal')
+          GROUP BY earner_id) e
+    JOIN members m ON m.program_id = $1 AND m.member_id = e.earner_id
+"""
+_EARNED_ROW = np.dtype(
+    [("fields", ">i2"), ("lo_size", ">i4"), ("lo", ">i8"), ("units_size", ">i4"), ("units", ">i8")]
+)
+
+
+async def earned_by_label(
+    session: AsyncSession, program_id: str, period: str
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """`earned_on_sales` as arrays: tree labels and units of 10**-VOLUME_PLACES."""
+    driver = await _driver(session)
+    received = _Received()
+    await driver.copy_from_query(
+        _EARNED_COPY, program_id, period, output=received.keep, format="binary"
+    )
+    body = received.buffer[: received.size]
+    rows = np.frombuffer(
+        body,
+        dtype=_EARNED_ROW,
+        offset=_HEADER,
+        count=(len(body) - _HEADER - _TRAILER) // _EARNED_ROW.itemsize,
+    )
+    if bytes(body[: len(_SIGNATURE)]) != _SIGNATURE or not (
+        np.all(rows["fields"] == 2)
+        and np.all(rows["lo_size"] == 8)
+        and np.all(rows["units_size"] == 8)
+    ):
+        raise RuntimeError("COPY answered rows of another layout")
+    return rows["lo"].astype(np.int64), rows["units"].astype(np.int64)

@@ -2,8 +2,9 @@
 
 A close loads what it needs, decides through service/domain/closing.py and writes through
 service/db/periods.py, in the caller's one transaction: a crash leaves the period open and
-nothing written. It is the one place where period-end work runs (ranks and bonuses will
-be decided there too, before the statements add up the period's lines).
+nothing written. It is the one place where period-end work runs: ranks and bonuses
+(service/services/leadership.py) first, then the statements, which add up the period's
+lines, bonus lines included.
 """
 
 from __future__ import annotations
@@ -21,14 +22,11 @@ from service.db import periods as period_sql
 from service.db import ranks as rank_sql
 from service.db.periods import BonusLineRow, LevelTotals, PeriodTotals, StatementRow
 from service.db.programs import ProgramRow
-from service.db.ranks import BonusRow, RankRow
 from service.domain.bonuses import BonusKind
 from service.domain.closing import CloseRefusal, refusal_to_close
-from service.domain.leadership import Leadership, bonus_totals, decide_leadership
 from service.domain.money import format_money, minor_unit
 from service.domain.periods import PeriodError, has_ended, next_period, parse_period, period_bounds
-from service.domain.plan import Plan
-from service.domain.ranks import rank_index, rank_name
+from service.domain.ranks import rank_name
 from service.errors import (
     EarlierPeriodOpen,
     InvalidPeriod,
@@ -38,6 +36,7 @@ from service.errors import (
     ServiceError,
 )
 from service.services import plans
+from service.services.leadership import Decision, decide_period
 from service.services.plans import PlanVersion
 
 ZERO = Decimal(0)
@@ -253,17 +252,16 @@ async def _settle(
     given: dict[str, tuple[str | None, str | None]] = {}
     if version is not None and version.plan.ranks:
         plan = version.plan
-        leadership = await _decide_leadership(session, program, period, plan, held)
-        await _write_leadership(session, program_id, period, version.version, plan, leadership)
-        ranks = leadership.rank_counts(plan)
-        bonuses = bonus_totals(leadership.bonus_lines)
+        decision = await decide_period(session, program, period, plan, held)
+        await _write_leadership(session, program_id, period, version.version, decision)
+        ranks = decision.rank_counts(plan)
+        bonuses = decision.bonuses
         given = {
             member_id: (
-                rank_name(plan.ranks, s.rank),
-                rank_name(plan.ranks, leadership.achieved[member_id]),
+                rank_name(plan.ranks, rank),
+                rank_name(plan.ranks, decision.achieved[member_id]),
             )
-            for member_id, s in leadership.standings.items()
-            if s.rank is not None
+            for member_id, rank in decision.ranked.items()
         }
     await rank_sql.set_member_ranks(session, program_id, _rank_changes(held, given))
     minimum = None if version is None else version.plan.payout_minimum
@@ -288,86 +286,18 @@ def _rank_changes(
     return changes
 
 
-async def _decide_leadership(
-    session: AsyncSession,
-    program: ProgramRow,
-    period: str,
-    plan: Plan,
-    held: dict[str, tuple[str | None, str | None]],
-) -> Leadership:
-    program_id = program.program_id
-    members = await rank_sql.tree_volumes(session, program_id, period)
-    achieved = {
-        member_id: rank_index(plan.ranks, name)
-        for member_id, (_, name) in held.items()
-        if name is not None
-    }
-    return decide_leadership(
-        plan,
-        members,
-        earned_on_sales=await rank_sql.earned_on_sales(session, program_id, period),
-        achieved_before=achieved,
-        net_volume=await rank_sql.net_volume(session, program_id, period),
-        currency=program.currency,
-        advanced_before=await rank_sql.advancements(session, program_id),
-    )
-
-
 async def _write_leadership(
     session: AsyncSession,
     program_id: str,
     period: str,
     plan_version: int,
-    plan: Plan,
-    leadership: Leadership,
+    decision: Decision,
 ) -> None:
     """The period's rank rows (members with any figure), its bonus lines and the
     advancements they pay."""
-    ranks = plan.ranks
-    sponsors = leadership.sponsors
-    rows = (
-        RankRow(
-            member_id=s.member_id,
-            sponsor_id=sponsors.get(s.member_id),
-            active=s.active,
-            personal_volume=s.personal_volume,
-            organization_volume=s.organization_volume,
-            active_recruits=s.active_recruits,
-            rank=rank_name(ranks, s.rank),
-            best_rank=rank_name(ranks, s.best_rank),
-        )
-        for s in leadership.standings.values()
-        if s.personal_volume or s.organization_volume or s.best_rank is not None
-    )
-    await rank_sql.write_ranks(session, program_id, period, rows)
-    await rank_sql.write_bonus_lines(
-        session,
-        program_id,
-        period,
-        plan_version,
-        (
-            BonusRow(
-                bonus=line.bonus.value,
-                earner_id=line.earner_id,
-                source_member_id=line.source_id,
-                level=line.level,
-                rate=line.rate,
-                base=line.base,
-                amount=line.amount,
-            )
-            for line in leadership.bonus_lines
-        ),
-    )
-    await rank_sql.write_advancements(
-        session,
-        program_id,
-        period,
-        (
-            (line.earner_id, line.rank)
-            for line in leadership.bonus_lines
-            if line.bonus is BonusKind.ADVANCEMENT
-        ),
-    )
+    await rank_sql.write_ranks(session, program_id, period, decision.rank_rows())
+    await rank_sql.write_bonus_lines(session, program_id, period, plan_version, decision.bonus_rows)
+    await rank_sql.write_advancements(session, program_id, period, decision.advanced)
 
 
 async def _open_summary(session: AsyncSession, program: ProgramRow, period: str) -> PeriodSummary:

@@ -1,7 +1,7 @@
 """Rank progress in an open month against what the close then freezes: every member's
 figures, legs and requirements as the dashboard reads them before the close are the ones
 the close stores, for a team decided as arrays and for one whose volume only Decimals hold
-exactly."""
+exactly (the close, too, decides the one as arrays and the other with Decimals)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from service.services import leadership as service_leadership
 from service.services import ranks as service_ranks
 from tests.api.flows import enroll, post_sale
 from tests.api.test_leadership_close import close, rank_of, store_plan
@@ -68,6 +69,14 @@ async def test_open_progress_is_what_the_close_then_freezes(
         return await decimals(*args)
 
     monkeypatch.setattr(service_ranks, "_decided_with_decimals", decided_with_decimals)
+    closed_by_decimals: list[str] = []
+    close_with_decimals = service_leadership.decide_leadership
+
+    def decide_leadership(*args: Any, **named: Any) -> Any:
+        closed_by_decimals.append(named["currency"])
+        return close_with_decimals(*args, **named)
+
+    monkeypatch.setattr(service_leadership, "decide_leadership", decide_leadership)
     await store_plan(client, program, ladder(scale, share, above))
     # A -> B -> D -> E -> G and A -> C -> F.
     for member, sponsor in (("A", None), ("B", "A"), ("C", "A"), ("D", "B"), ("E", "D"),
@@ -112,6 +121,8 @@ async def test_open_progress_is_what_the_close_then_freezes(
     ]
 
     await close(client, program, "2026-10")
+    # The close decides the whole program as arrays too, or, past 62 bits, with Decimals.
+    assert closed_by_decimals == ([] if scale == 1 else ["USD"])
     for member in MEMBERS:
         frozen = await rank_of(client, program, member, "2026-10")
         # The close puts the rank in force and raises the rank achieved; all else stays.
