@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from service.domain import leadership as domain_leadership
 from service.services import leadership as service_leadership
 from service.services import ranks as service_ranks
 from tests.api.flows import enroll, post_sale
@@ -70,11 +71,10 @@ async def test_open_progress_is_what_the_close_then_freezes(
 
     monkeypatch.setattr(service_ranks, "_decided_with_decimals", decided_with_decimals)
     closed_by_decimals: list[str] = []
-    close_with_decimals = service_leadership.decide_leadership
 
     def decide_leadership(*args: Any, **named: Any) -> Any:
         closed_by_decimals.append(named["currency"])
-        return close_with_decimals(*args, **named)
+        return domain_leadership.decide_leadership(*args, **named)
 
     monkeypatch.setattr(service_leadership, "decide_leadership", decide_leadership)
     await store_plan(client, program, ladder(scale, share, above))
