@@ -36,6 +36,10 @@ app.add_typer(key_app, name="key")
 period_app = typer.Typer(help="Periods: closing a month.", no_args_is_help=True)
 app.add_typer(secret_app, name="webhook-secret")
 app.add_typer(period_app, name="period")
+integration_app = typer.Typer(
+    help="Store integrations: Shopify, WooCommerce and Stripe webhooks.", no_args_is_help=True
+)
+app.add_typer(integration_app, name="integration")
 
 T = TypeVar("T")
 
@@ -311,6 +315,91 @@ def secret_list(program: Annotated[str, typer.Option(help="program id")]) -> Non
                 for r in rows
             ]
         }
+
+    _print(_run(work))
+
+
+@integration_app.command("create")
+def integration_create(
+    program: Annotated[str, typer.Option(help="program id")],
+    platform: Annotated[str, typer.Option(help="shopify, woocommerce or stripe")],
+    secret: Annotated[
+        str,
+        typer.Option(
+            help="the platform's signing secret (Shopify app client secret, WooCommerce"
+            " webhook secret, Stripe whsec_...); '-' reads it from standard input"
+        ),
+    ],
+    attribution_field: Annotated[
+        str, typer.Option(help="the order field that carries the member id")
+    ] = "member_id",
+) -> None:
+    """Connect a store to the program; prints the endpoint to paste into the platform.
+    The secret is kept for verification only and never printed again."""
+
+    from service.intake import stores
+
+    from_stdin = secret == "-"  # noqa: S105 - the marker, not a secret
+    given = sys.stdin.readline().strip() if from_stdin else secret
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        row = await stores.create_integration(
+            session, program, platform=platform, secret=given, attribution_field=attribution_field
+        )
+        return {
+            "id": row.integration_id,
+            "endpoint": f"/v1/integrations/{row.integration_id}/webhook",
+            "platform": row.platform,
+            "attribution_field": row.attribution_field,
+        }
+
+    _print(_run(work))
+
+
+@integration_app.command("list")
+def integration_list(program: Annotated[str, typer.Option(help="program id")]) -> None:
+    """List a program's integrations (never their secrets)."""
+
+    from service.db import stores as store_sql
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        await _program_must_exist(session, program)
+        rows = await store_sql.list_integrations(session, program)
+        return {
+            "integrations": [
+                {
+                    "id": r.integration_id,
+                    "platform": r.platform,
+                    "endpoint": f"/v1/integrations/{r.integration_id}/webhook",
+                    "attribution_field": r.attribution_field,
+                    "created_at": r.created_at.isoformat(),
+                    "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
+                }
+                for r in rows
+            ]
+        }
+
+    _print(_run(work))
+
+
+@integration_app.command("revoke")
+def integration_revoke(
+    program: Annotated[str, typer.Option(help="program id")],
+    integration_id: Annotated[str, typer.Argument(help="the integration's id")],
+) -> None:
+    """Disconnect a store at once: its endpoint answers 404 from now on (what it delivered
+    stays)."""
+
+    from service.db import stores as store_sql
+    from service.errors import IntegrationNotFound
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        await _program_must_exist(session, program)
+        if not await store_sql.revoke_integration(session, program, integration_id):
+            raise IntegrationNotFound(
+                f"program {program!r} has no active integration {integration_id!r}"
+            )
+        return {"revoked": integration_id}
 
     _print(_run(work))
 

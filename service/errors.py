@@ -225,6 +225,28 @@ class SecretNotFound(NotFound):
     title = "No such active webhook secret"
 
 
+class IntegrationNotFound(NotFound):
+    code = "integration_not_found"
+    title = "No such active store integration"
+
+
+class DeliveryNotFound(NotFound):
+    code = "delivery_not_found"
+    title = "The integration has no such delivery"
+
+
+class InvalidStoreSignature(ServiceError):
+    status = 401
+    code = "invalid_signature"
+    title = "The platform's signature is missing or does not verify"
+
+
+class InvalidIntegration(ServiceError):
+    status = 422
+    code = "invalid_integration"
+    title = "The integration cannot be created as given"
+
+
 class DuplicateKey(Unprocessable):
     code = "duplicate_key"
     title = "A JSON object holds the same key twice"

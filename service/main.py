@@ -22,6 +22,7 @@ from service.api import (
     ranks,
     reports,
     sales,
+    stores,
 )
 from service.api.middleware import BodyLimit, RequestContext
 from service.config import Settings
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         events.router,
         periods.router,
         ranks.router,
+        stores.router,
     )
     for router in routers:
         app.include_router(router)

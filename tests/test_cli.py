@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -255,3 +256,43 @@ def test_serve_on_embedded_postgres_then_stop(
     while _postgres_processes(data_dir) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _postgres_processes(data_dir) == []
+
+
+@pytest.mark.slow
+@pytest.mark.own_server
+def test_integration_commands_never_print_the_secret(tmp_path: Path) -> None:
+    env = _environment(tmp_path / "data")
+    _admin(env, "program", "create", "acme", "--currency", "USD")
+    secret = "whsec_5f8a9e1b7c3d2f4e6a8b0c1d3e5f7a9b"
+    done = subprocess.run(
+        [*COMMAND, "integration", "create", "--program", "acme", "--platform", "stripe",
+         "--secret", "-", "--attribution-field", "affiliate"],
+        env=env, input=secret + "\n", capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    created = json.loads(done.stdout)
+    integration = created["id"]
+    assert created == {
+        "id": integration,
+        "endpoint": f"/v1/integrations/{integration}/webhook",
+        "platform": "stripe",
+        "attribution_field": "affiliate",
+    }
+    assert secret not in done.stdout + done.stderr
+    listed: Any = _admin(env, "integration", "list", "--program", "acme")
+    assert secret not in json.dumps(listed)
+    (entry,) = listed["integrations"]
+    assert (entry["id"], entry["platform"], entry["revoked_at"]) == (integration, "stripe", None)
+    assert _admin(env, "integration", "revoke", "--program", "acme", integration) == {
+        "revoked": integration
+    }
+    listed = _admin(env, "integration", "list", "--program", "acme")
+    (entry,) = listed["integrations"]
+    assert entry["revoked_at"] is not None
+    bad = subprocess.run(
+        [*COMMAND, "integration", "create", "--program", "acme", "--platform", "magento",
+         "--secret", "x"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert json.loads(bad.stderr.splitlines()[-1])["error"] == "invalid_integration"

@@ -298,3 +298,46 @@ applied_requests = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("program_id", "scope", "request_key"),
 )
+
+integrations = Table(
+    "integrations",
+    metadata,
+    Column("integration_id", Text, nullable=False),
+    Column("program_id", Text, nullable=False),
+    Column("platform", Text, nullable=False),
+    Column("secret", Text, nullable=False),  # the platform's HMAC key: never printed again
+    Column("attribution_field", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    PrimaryKeyConstraint("integration_id"),
+)
+
+store_deliveries = Table(
+    "store_deliveries",
+    metadata,
+    Column("integration_id", Text, nullable=False),
+    Column("delivery_id", Text, nullable=False),
+    Column("program_id", Text, nullable=False),
+    Column("delivery_key", Text, nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("status", Text, nullable=False),  # received, applied, parked, refused
+    Column("code", Text, nullable=True),
+    Column("detail", Text, nullable=True),
+    Column("waiting_for", Text, nullable=True),
+    Column("sale_id", Text, nullable=True),
+    Column("headers", JSONB, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("integration_id", "delivery_id"),
+    UniqueConstraint("integration_id", "delivery_key"),
+)
+
+store_references = Table(
+    "store_references",
+    metadata,
+    Column("integration_id", Text, nullable=False),
+    Column("reference", Text, nullable=False),
+    Column("sale_id", Text, nullable=False),
+    PrimaryKeyConstraint("integration_id", "reference"),
+)

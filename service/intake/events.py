@@ -51,6 +51,7 @@ from service.intake.writes import (
     Refusals,
     UpdateMember,
     Write,
+    parked_deliveries,
     sale_input,
 )
 from service.services import members, sales
@@ -424,6 +425,7 @@ async def _apply_run(
 
     remembered: list[tuple[str, int, dict[str, Any]]] = []
     withdrawn: list[str] = []
+    created_sales: list[str] = []
     for index, event in work:
         done = outcomes[index]
         if isinstance(done, ServiceError):
@@ -434,5 +436,10 @@ async def _apply_run(
             id=event.id, status=done.status, duplicate=False, body=done.body
         )
         remembered.append((event.id, done.status, ledger.remembered(done)))
+        if isinstance(event, SaleCompleted) and done.status == 201:
+            created_sales.append(event.data.id)
     await intake_sql.answer_claims(session, program_id, Scope.EVENT, remembered)
     await intake_sql.withdraw_claims(session, program_id, Scope.EVENT, withdrawn)
+    await parked_deliveries(
+        session, caller, member_ids=list(enrolled_at_position), sale_ids=created_sales
+    )

@@ -3,12 +3,14 @@ them, and it is applied by the same code (an event's `data` is the REST call's b
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.domain.identity import fingerprint
+from service.domain.stores import PLATFORMS
 from service.errors import (
     CurrencyMismatch,
     EnrolledBeforeSponsor,
@@ -84,6 +86,8 @@ class Enrol:
             referral_code=self.body.referral_code,
             sponsor_code=self.body.sponsor_code,
         )
+        if result.created:
+            await parked_deliveries(session, caller, member_ids=[self.body.id])
         return answers.enrolment_outcome(result)
 
 
@@ -164,7 +168,31 @@ class RecordSale:
 
     async def apply(self, session: AsyncSession, caller: Principal) -> Outcome:
         recorded = await sales.record_sale(session, caller.program, sale_input(self.body))
-        return answers.sale_outcome(recorded)
+        outcome = answers.sale_outcome(recorded)
+        if outcome.status == 201:
+            await parked_deliveries(session, caller, sale_ids=[self.body.id])
+        return outcome
+
+
+STORE_SALE_PREFIXES = tuple(f"{platform}:" for platform in PLATFORMS)
+
+
+async def parked_deliveries(
+    session: AsyncSession,
+    caller: Principal,
+    *,
+    member_ids: Sequence[str] = (),
+    sale_ids: Sequence[str] = (),
+) -> None:
+    """Apply the store deliveries that were waiting for these new members or sales. Only a
+    store's own sales (ids with its platform's prefix) can be waited for: the sales of the
+    REST calls and events ask nothing more of the database."""
+    store_sales = [sale_id for sale_id in sale_ids if sale_id.startswith(STORE_SALE_PREFIXES)]
+    if not member_ids and not store_sales:
+        return
+    from service.intake import stores  # stores applies its deliveries through this module
+
+    await stores.after_writes(session, caller, members=member_ids, sales=store_sales)
 
 
 @dataclass(frozen=True, slots=True)

@@ -612,8 +612,11 @@ def test_stripe_invoice_paid_older_api_reads_the_top_level_subscription() -> Non
                 occurred_at=datetime(2024, 5, 1, 7, 42, 26, tzinfo=UTC),
                 subscription_id="sub_1PBXo5RxqlZt79sD3kdxoDVi",
                 attribution=Attribution(member_id="M12", codes=("ALICE10",)),  # invoice.metadata
+                payment_intents=("pi_3PBXo5RxqlZt79sD1gfyEF1L",),  # older API: payment_intent
             ),
         ),
+        # By which a refund naming only the PaymentIntent finds this sale.
+        references=(("pi_3PBXo5RxqlZt79sD1gfyEF1L", "stripe:in_1PBXo5RxqlZt79sDAbGhMpyk"),),
     )
 
 
@@ -894,3 +897,37 @@ def test_an_integration_checks_its_platform_and_hides_its_secret() -> None:
         Integration("magento", "s")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="attribution field"):
         Integration("stripe", "s", attribution_field=" ")
+
+
+def test_stripe_invoice_payment_paid_tells_which_invoice_a_payment_intent_paid() -> None:
+    """The current API's refunds name only their PaymentIntent; invoice_payment.paid (an
+    InvoicePayment object) says which invoice that PaymentIntent paid."""
+    body = encoded(
+        {
+            "id": "evt_1RlBCFR7UUImIKwkpaymnt01",
+            "object": "event",
+            "api_version": "2025-06-30.basil",
+            "created": 1752594910,
+            "type": "invoice_payment.paid",
+            "data": {
+                "object": {
+                    "id": "inpay_1RlBCFR7UUImIKwk7pLk0Qz1",
+                    "object": "invoice_payment",
+                    "amount_paid": 2000,
+                    "currency": "usd",
+                    "invoice": "in_1RlBCDR7UUImIKwkYvISbcWW",
+                    "payment": {
+                        "payment_intent": "pi_3RlBCDR7UUImIKwk1O9pW3xz",
+                        "type": "payment_intent",
+                    },
+                    "status": "paid",
+                }
+            },
+        }
+    )
+    assert read_delivery(STRIPE, stripe(body), body) == Delivery(
+        platform="stripe",
+        delivery_key="stripe:evt_1RlBCFR7UUImIKwkpaymnt01",
+        topic="invoice_payment.paid",
+        references=(("pi_3RlBCDR7UUImIKwk1O9pW3xz", "stripe:in_1RlBCDR7UUImIKwkYvISbcWW"),),
+    )

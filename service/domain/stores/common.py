@@ -142,6 +142,9 @@ class StoreSale:
     subscription_id: str | None
     attribution: Attribution
     category: str = CATEGORY
+    payment_intents: tuple[str, ...] = ()
+    """Stripe: the PaymentIntents that paid the invoice, as far as the payload names them
+    (a refund in the current API names only its PaymentIntent)."""
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,9 @@ class Delivery:
     refunds: tuple[StoreRefund, ...] = ()
     ping: bool = False
     ignored_reason: IgnoredReason | None = None
+    references: tuple[tuple[str, str], ...] = ()
+    """Stripe: (PaymentIntent id, sale id) pairs the delivery tells, by which a refund that
+    names only its PaymentIntent finds its sale."""
 
 
 def malformed(detail: str) -> NoReturn:

@@ -45,10 +45,19 @@ from service.domain.stores.common import (
     unix_instant,
 )
 
-__all__ = ["CHARGE_REFUNDED", "INVOICE_PAID", "TOLERANCE", "minor_exponent", "read", "verify"]
+__all__ = [
+    "CHARGE_REFUNDED",
+    "INVOICE_PAID",
+    "INVOICE_PAYMENT_PAID",
+    "TOLERANCE",
+    "minor_exponent",
+    "read",
+    "verify",
+]
 
 INVOICE_PAID: Final = "invoice.paid"
 CHARGE_REFUNDED: Final = "charge.refunded"
+INVOICE_PAYMENT_PAID: Final = "invoice_payment.paid"
 TOLERANCE: Final = timedelta(seconds=300)
 """How far the signed timestamp may be from now, in the past or the future."""
 
@@ -103,18 +112,34 @@ def read(integration: Integration, headers: Mapping[str, str], body: bytes) -> D
     event_id = identifier(event.get("id"), "event.id")
     kind = text(event.get("type"), "event.type")
     key = f"stripe:{event_id}"
-    if kind not in (INVOICE_PAID, CHARGE_REFUNDED):
+    if kind not in (INVOICE_PAID, CHARGE_REFUNDED, INVOICE_PAYMENT_PAID):
         return Delivery("stripe", key, kind, ignored_reason="topic_not_handled")
     created = unix_instant(event.get("created"), "event.created")
     data = json_object(event.get("data"), "event.data")
     target = json_object(data.get("object"), "event.data.object")
+    if kind == INVOICE_PAYMENT_PAID:
+        return _invoice_payment(target, key)
     if kind == INVOICE_PAID:
         sale = _sale(target, created, integration.attribution_field)
+        references = tuple((intent, sale.sale_id) for intent in sale.payment_intents)
         if sale.amount.is_zero():
-            return Delivery("stripe", key, kind, ignored_reason="zero_amount")
-        return Delivery("stripe", key, kind, sales=(sale,))
+            return Delivery(
+                "stripe", key, kind, ignored_reason="zero_amount", references=references
+            )
+        return Delivery("stripe", key, kind, sales=(sale,), references=references)
     previous = optional_object(data.get("previous_attributes"), "event.data.previous_attributes")
     return _refund(target, previous, created, key)
+
+
+def _invoice_payment(payment: JsonObject, key: str) -> Delivery:
+    """An invoice payment (current API): which PaymentIntent paid which invoice."""
+    invoice = reference(payment.get("invoice"), "invoice_payment.invoice")
+    method = optional_object(payment.get("payment"), "invoice_payment.payment")
+    intent = reference(method.get("payment_intent"), "invoice_payment.payment.payment_intent")
+    if invoice is None or intent is None:
+        return Delivery("stripe", key, INVOICE_PAYMENT_PAID, ignored_reason="no_invoice")
+    sale_id = object_id(f"stripe:{invoice}", "the sale id")
+    return Delivery("stripe", key, INVOICE_PAYMENT_PAID, references=((intent, sale_id),))
 
 
 def _minor(value: object, where: str) -> int:
@@ -171,7 +196,20 @@ def _sale(invoice: JsonObject, created: datetime, attribution_field: str) -> Sto
             ),
             codes=_codes(invoice),
         ),
+        payment_intents=_payment_intents(invoice),
     )
+
+
+def _payment_intents(invoice: JsonObject) -> tuple[str, ...]:
+    """The invoice's PaymentIntents: `payment_intent` (older API) and the entries of
+    `payments` (the current API, when the payload includes them)."""
+    found: list[str | None] = [reference(invoice.get("payment_intent"), "invoice.payment_intent")]
+    payments = optional_object(invoice.get("payments"), "invoice.payments")
+    for index, entry in enumerate(json_list(payments.get("data"), "invoice.payments.data")):
+        if isinstance(entry, dict):
+            payment = optional_object(entry.get("payment"), f"invoice.payments.data[{index}]")
+            found.append(reference(payment.get("payment_intent"), "payment.payment_intent"))
+    return tuple(dict.fromkeys(intent for intent in found if intent is not None))
 
 
 def _member(attribution_field: str, *holders: tuple[JsonObject, str]) -> str | None:
