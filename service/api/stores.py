@@ -30,7 +30,7 @@ IntegrationId = Annotated[
     str, Path(pattern=r"^int_[0-9a-f]{16}$", description="as `integration create` printed it")
 ]
 DeliveryId = Annotated[str, Path(pattern=r"^dlv_[0-9a-f]{16}$")]
-Status = Literal["applied", "parked", "refused"]
+Status = Literal["applied", "parked", "refused", "received"]
 
 
 class DeliveryReceived(BaseModel):
@@ -108,7 +108,9 @@ async def list_deliveries(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[Cursor | None, Query()] = None,
 ) -> ListPage[DeliveryOut]:
-    """The integration's deliveries, newest first, optionally of one status."""
+    """The integration's deliveries, newest first, optionally of one status (`received`:
+    stored, not applied yet; each later delivery to the integration retries those left so
+    for a minute)."""
     await _integration_of(session, caller.program_id, integration_id)
     key = caller.program.cursor_key
     before = None

@@ -38,6 +38,9 @@ def make_engine(url: str, *, pool_size: int = 10, **options: Any) -> AsyncEngine
     # A server that does not answer at all (a network outage) fails a connection attempt
     # after CONNECT_TIMEOUT seconds instead of asyncpg's 60: the request answers 503.
     options.setdefault("connect_args", {}).setdefault("timeout", CONNECT_TIMEOUT)
+    # Errors never print the statement's parameters: they may hold a store's secret or a
+    # member's name.
+    options.setdefault("hide_parameters", True)
     engine = create_async_engine(
         asyncpg_url(url),
         pool_size=pool_size,

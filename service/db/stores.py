@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +18,7 @@ class IntegrationRow:
     integration_id: str
     program_id: str
     platform: str
-    secret: str
+    secret: str = field(repr=False)  # the platform's HMAC key: never shown
     attribution_field: str
     created_at: datetime
     revoked_at: datetime | None
@@ -295,6 +295,53 @@ async def parked_for(
         _WAITING, {"program_id": program_id, "waiting_for": sorted(set(waiting_for))}
     )
     return [(row[0], row[1]) for row in rows]
+
+
+# A program's parked deliveries and the writes they wait for are serialised by one lock: a
+# delivery being applied holds it alone (after the tree labels, shared, as a sale holds
+# them), and an enrolment or sale that may have woken a parked delivery holds it shared
+# before it looks for one. So a delivery parked for a member is either seen by the
+# enrolment of that member, or sees the member.
+_PARKING = "hashtextextended('store-deliveries:' || :program_id, 0)"
+_LOCK_PARKING = text(f"SELECT pg_advisory_xact_lock({_PARKING})")
+# Shared, and only for a program with an integration (none: nothing can be parked).
+_HOLD_PARKING = text(
+    f"SELECT pg_advisory_xact_lock_shared({_PARKING}) FROM integrations"  # noqa: S608
+    " WHERE program_id = :program_id LIMIT 1"
+)
+
+
+async def lock_parking(session: AsyncSession, program_id: str) -> None:
+    await session.execute(_LOCK_PARKING, {"program_id": program_id})
+
+
+async def hold_parking(session: AsyncSession, program_id: str) -> bool:
+    """Hold the program's parking lock shared; False (nothing held): the program has no
+    integration, so nothing is parked."""
+    found = await session.execute(_HOLD_PARKING, {"program_id": program_id})
+    return found.first() is not None
+
+
+_STALE = text(
+    """
+    SELECT delivery_id FROM store_deliveries
+    WHERE integration_id = :integration_id AND status = 'received'
+      AND received_at < now() - make_interval(secs => :seconds)
+    ORDER BY received_at, delivery_id
+    LIMIT :limit
+    """
+)
+
+
+async def stale_received(
+    session: AsyncSession, integration_id: str, *, seconds: float, limit: int
+) -> list[str]:
+    """Deliveries stored but not applied for longer than `seconds` (the apply failed, and
+    the platform may never deliver them again), oldest first."""
+    rows = await session.execute(
+        _STALE, {"integration_id": integration_id, "seconds": seconds, "limit": limit}
+    )
+    return [row[0] for row in rows]
 
 
 _REMEMBER_REFERENCE = text(

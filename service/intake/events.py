@@ -51,6 +51,7 @@ from service.intake.writes import (
     Refusals,
     UpdateMember,
     Write,
+    deferring_parked_deliveries,
     parked_deliveries,
     sale_input,
 )
@@ -311,12 +312,13 @@ async def apply_events(
         # this batch wrote: hold the tree and its labels first, before writing any.
         await member_sql.lock_genealogy(session, caller.program_id)
         await sale_sql.lock_labels(session, caller.program_id)
-    for step in steps:
-        if isinstance(step, list):
-            await _apply_run(session, caller, step, results, with_bodies)
-        else:
-            index, event, event_fingerprint = step
-            results[index] = await _apply_alone(session, caller, event, event_fingerprint)
+    async with deferring_parked_deliveries(session, caller):
+        for step in steps:
+            if isinstance(step, list):
+                await _apply_run(session, caller, step, results, with_bodies)
+            else:
+                index, event, event_fingerprint = step
+                results[index] = await _apply_alone(session, caller, event, event_fingerprint)
     return [result for result in results if result is not None]
 
 

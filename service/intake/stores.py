@@ -16,6 +16,7 @@ The platforms' formats and signatures are read in `service.domain.stores`.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db import members as member_sql
 from service.db import programs as program_sql
+from service.db import sales as sale_sql
 from service.db import stores as store_sql
 from service.db.stores import DeliveryRow, IntegrationRow
 from service.domain.stores import (
@@ -61,6 +63,17 @@ _KEPT_HEADERS = ("content-type", "x-shopify-", "x-wc-webhook-", "stripe-signatur
 """The headers a delivery is stored with: those its reading (and an audit) needs."""
 
 _WAITING = {"unknown_member": "member", "unknown_sale": "sale"}
+
+_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+"""A referral code as members hold them: an order's other codes can name no member."""
+
+_KEY_LENGTH = 200
+"""A platform delivery id longer than this is kept as its SHA-256 (it comes from headers)."""
+
+_STALE_AFTER = 60.0
+_STALE_BATCH = 5
+"""Each delivery also applies up to this many of the integration's deliveries left stored
+but not applied for a minute (an apply that failed: WooCommerce never delivers again)."""
 """Event refusals that mean "not known yet": the delivery is parked, not refused."""
 
 
@@ -113,6 +126,13 @@ async def create_integration(
     field = attribution_field.strip()
     if not field or len(field) > 64:
         raise InvalidIntegration("the attribution field must be 1-64 characters")
+    for other in await store_sql.list_integrations(session, program_id):
+        if other.platform == platform and other.revoked_at is None:
+            raise InvalidIntegration(
+                f"the program is connected to {platform} already ({other.integration_id}):"
+                " a store's order ids are unique only in that store, so a second one would"
+                " pay its orders as the first's; revoke that integration first"
+            )
     return await store_sql.insert_integration(
         session,
         integration_id="int_" + secrets.token_hex(8),
@@ -160,7 +180,12 @@ async def receive(
         raise InvalidStoreSignature(f"the {integration.platform} signature is missing or wrong")
     try:
         key, topic = _identity(read_delivery(integration, headers, body))
-    except StoreError as error:  # stored all the same, as refused: the admin can look
+    except Exception as error:  # stored all the same, as refused: the admin can look
+        code, detail = (
+            (error.code, error.detail)
+            if isinstance(error, StoreError)
+            else ("malformed_delivery", "the body is not the platform's documented shape")
+        )
         key, topic = "body:" + hashlib.sha256(body).hexdigest(), "unreadable"
         stored, new = await _store(session, row, key, topic, headers, body)
         if new:
@@ -169,22 +194,31 @@ async def receive(
                 row.integration_id,
                 stored.delivery_id,
                 status="refused",
-                code=error.code,
-                detail=error.detail,
+                code=code,
+                detail=detail,
                 waiting_for=None,
                 sale_id=None,
             )
             await session.commit()
-            return Received(stored.delivery_id, topic, "refused", error.code, error.detail)
+            return Received(stored.delivery_id, topic, "refused", code, detail)
         return _received(stored, duplicate=True)
     stored, new = await _store(session, row, key, topic, headers, body)
     await session.commit()  # stored before it is applied: a crash now loses nothing
-    return await _apply(session, row, stored.delivery_id, duplicate=not new)
+    received = await _apply(session, row, stored.delivery_id, duplicate=not new, lock=True)
+    for stale in await store_sql.stale_received(
+        session, row.integration_id, seconds=_STALE_AFTER, limit=_STALE_BATCH
+    ):
+        if stale != stored.delivery_id:
+            await _apply(session, row, stale, duplicate=False, lock=True)
+    return received
 
 
 def _identity(delivery: Delivery) -> tuple[str, str]:
-    assert delivery.delivery_key is not None
-    return delivery.delivery_key, delivery.topic
+    key = delivery.delivery_key
+    assert key is not None
+    if len(key) > _KEY_LENGTH:
+        key = "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return key, delivery.topic[:_KEY_LENGTH]
 
 
 async def _store(
@@ -201,7 +235,7 @@ async def _store(
         delivery_id="dlv_" + secrets.token_hex(8),
         program_id=row.program_id,
         delivery_key=key,
-        topic=topic[:200],
+        topic=topic,
         headers=_kept(headers),
         body=body,
     )
@@ -215,7 +249,7 @@ async def replay(
     row = await _active(session, integration_id)
     if row.program_id != program_id:
         raise IntegrationNotFound(f"no active integration {integration_id!r}")
-    return await _apply(session, row, delivery_id, duplicate=False, again=True)
+    return await _apply(session, row, delivery_id, duplicate=False, again=True, lock=True)
 
 
 async def _apply(
@@ -225,9 +259,15 @@ async def _apply(
     *,
     duplicate: bool,
     again: bool = False,
+    lock: bool = False,
 ) -> Received:
     """Apply the stored delivery, under its row's lock (one applier at a time); a delivery
-    applied or refused before answers as it is, unless tried `again`."""
+    applied or refused before answers as it is, unless tried `again`. With `lock`, the
+    program's parking lock is taken alone first (after the tree labels, shared, in the
+    order a sale takes them); without, the caller holds it shared (`after_writes`)."""
+    if lock:
+        await session.execute(sale_sql.HOLD_LABELS, {"program_id": row.program_id})
+        await store_sql.lock_parking(session, row.program_id)
     stored = await store_sql.lock_delivery(session, row.integration_id, delivery_id)
     if stored is None:
         raise DeliveryNotFound(f"integration {row.integration_id!r} has no {delivery_id!r}")
@@ -270,20 +310,15 @@ async def _outcome(
     events: list[dict[str, Any]] = []
     for sale in delivery.sales:
         member_id = sale.attribution.member_id
-        if member_id is None and sale.attribution.codes:
-            found = await member_sql.members_by_referral_code(
-                session, caller.program_id, sale.attribution.codes
-            )
+        codes = [code for code in sale.attribution.codes if _CODE.fullmatch(code)]
+        if member_id is None and codes:
+            found = await member_sql.members_by_referral_code(session, caller.program_id, codes)
             member_id = next(
-                (found[c.lower()].member_id for c in sale.attribution.codes if c.lower() in found),
-                None,
+                (found[c.lower()].member_id for c in codes if c.lower() in found), None
             )
         if member_id is None:
-            detail = (
-                f"sale {sale.sale_id} names no member"
-                + (f" and no member holds the code {', '.join(sale.attribution.codes)}"
-                   if sale.attribution.codes else " and used no code")
-            )  # fmt: skip
+            used = f"no code a member holds ({len(sale.attribution.codes)} used)"
+            detail = f"sale {sale.sale_id} names no member and {used}"
             return "refused", "no_attribution", detail, None, sale.sale_id
         data: dict[str, Any] = {
             "id": sale.sale_id,
@@ -369,7 +404,9 @@ async def after_writes(
 ) -> None:
     """Apply the deliveries parked waiting for these newly enrolled members, recorded
     sales or payments, oldest first, each once (under its row's lock, in this
-    transaction)."""
+    transaction), holding the program's parking lock shared."""
+    if not await store_sql.hold_parking(session, caller.program_id):
+        return
     waiting = [
         *(f"member:{m}" for m in members),
         *(f"sale:{s}" for s in sales),

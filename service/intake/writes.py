@@ -3,7 +3,9 @@ them, and it is applied by the same code (an event's `data` is the REST call's b
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -177,6 +179,15 @@ class RecordSale:
 STORE_SALE_PREFIXES = tuple(f"{platform}:" for platform in PLATFORMS)
 
 
+@dataclass(frozen=True, slots=True)
+class _Woken:
+    members: list[str]
+    sales: list[str]
+
+
+_DEFERRED: ContextVar[_Woken | None] = ContextVar("parked_deliveries_deferred", default=None)
+
+
 async def parked_deliveries(
     session: AsyncSession,
     caller: Principal,
@@ -184,15 +195,37 @@ async def parked_deliveries(
     member_ids: Sequence[str] = (),
     sale_ids: Sequence[str] = (),
 ) -> None:
-    """Apply the store deliveries that were waiting for these new members or sales. Only a
-    store's own sales (ids with its platform's prefix) can be waited for: the sales of the
-    REST calls and events ask nothing more of the database."""
+    """Apply the store deliveries that were waiting for these new members or sales (within
+    `deferring_parked_deliveries`: once its writes are done). Only a store's own sales (ids
+    with its platform's prefix) can be waited for: the sales of the REST calls and events
+    ask nothing more of the database."""
     store_sales = [sale_id for sale_id in sale_ids if sale_id.startswith(STORE_SALE_PREFIXES)]
     if not member_ids and not store_sales:
+        return
+    deferred = _DEFERRED.get()
+    if deferred is not None:
+        deferred.members.extend(member_ids)
+        deferred.sales.extend(store_sales)
         return
     from service.intake import stores  # stores applies its deliveries through this module
 
     await stores.after_writes(session, caller, members=member_ids, sales=store_sales)
+
+
+@asynccontextmanager
+async def deferring_parked_deliveries(
+    session: AsyncSession, caller: Principal
+) -> AsyncIterator[None]:
+    """Apply the deliveries woken by the writes within, after all of them: a batch of
+    events may relabel the tree after an enrolment, and the tree's labels are taken before
+    the parking lock, never after (see service/db/stores.py)."""
+    woken = _Woken([], [])
+    token = _DEFERRED.set(woken)
+    try:
+        yield
+    finally:
+        _DEFERRED.reset(token)
+    await parked_deliveries(session, caller, member_ids=woken.members, sale_ids=woken.sales)
 
 
 @dataclass(frozen=True, slots=True)

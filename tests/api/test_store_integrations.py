@@ -11,9 +11,12 @@ import time
 from typing import Any
 
 import httpx
+import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.db import stores as store_sql
+from service.errors import InvalidIntegration
 from service.intake import stores
 from tests.api.flows import enroll
 from tests.conftest import Program
@@ -386,3 +389,111 @@ async def test_a_revoked_or_unknown_integration_is_404(
         )
         assert response.status_code == 404
         assert response.json()["code"] == "integration_not_found"
+
+
+async def test_a_stripe_invoice_and_refund_of_the_older_api(
+    client: httpx.AsyncClient, program: Program, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    await setup(client, program, "M12")
+    integration = await connect(sessions, program, "stripe", STRIPE_SECRET)
+    invoice = body_of("stripe/invoice_paid_2023.json")  # `subscription` at the top level
+    paid = await deliver(client, integration, invoice, stripe(invoice, timestamp=int(time.time())))
+    assert (paid["status"], paid["sale_id"]) == ("applied", "stripe:in_1PBXo5RxqlZt79sDAbGhMpyk")
+    recorded = await sale(client, program, "stripe:in_1PBXo5RxqlZt79sDAbGhMpyk")
+    # amount_paid 63000 cents: 630.00, paid at 1714549346 = 2024-05-01T07:42:26Z, credited
+    # to the invoice metadata's member (M12; the subscription's names M3).
+    assert (
+        recorded["member_id"],
+        recorded["amount"],
+        recorded["occurred_at"],
+        recorded["subscription_id"],
+    ) == ("M12", "630.00", "2024-05-01T07:42:26Z", "sub_1PBXo5RxqlZt79sD3kdxoDVi")
+    refund = body_of("stripe/charge_refunded_2023.json")  # the charge names its invoice
+    refunded = await deliver(
+        client, integration, refund, stripe(refund, timestamp=int(time.time()))
+    )
+    assert refunded["status"] == "applied"
+    recorded = await sale(client, program, "stripe:in_1PBXo5RxqlZt79sDAbGhMpyk")
+    # amount_refunded 30000, of which 10000 before this event: 200.00 newly refunded.
+    assert [(r["id"], r["amount"]) for r in recorded["refunds"]] == [
+        ("stripe:refund:ch_3PBXo5RxqlZt79sD1dVQwsQ1:30000", "200.00")
+    ]
+
+
+async def test_a_program_connects_one_store_per_platform(
+    program: Program, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    first = await connect(sessions, program, "woocommerce", WOO_SECRET)
+    async with sessions() as session, session.begin():
+        with pytest.raises(InvalidIntegration, match=first):
+            await stores.create_integration(
+                session, program.id, platform="woocommerce", secret="another"
+            )
+        await store_sql.revoke_integration(session, program.id, first)
+    assert await connect(sessions, program, "woocommerce", "another") != first
+
+
+async def test_a_signed_body_that_cannot_be_read_is_kept_as_refused(
+    client: httpx.AsyncClient, program: Program, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    await setup(client, program)
+    integration = await connect(sessions, program, "shopify", SHOPIFY_SECRET)
+    bodies = [b"not json", b'{"id": 1, "subtotal_price": 1E+100000000000000000000}']
+    refused = [
+        await deliver(client, integration, body, shopify("orders_paid.headers.json", body))
+        for body in bodies
+    ]
+    assert [(r["status"], r["code"]) for r in refused] == [
+        ("refused", "malformed_delivery"),
+        ("refused", "malformed_delivery"),
+    ]
+    listed = await deliveries(client, program, integration, "refused")
+    assert sorted(d["id"] for d in listed) == sorted(r["id"] for r in refused)
+
+
+async def test_a_delivery_left_received_is_applied_by_the_next_one(
+    client: httpx.AsyncClient, program: Program, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A delivery stored, then not applied (its apply met a database gone away: the answer
+    was a 503), which WooCommerce will never deliver again: the next delivery to the
+    integration applies it once it has waited a minute."""
+    await setup(client, program)
+    response = await client.post(
+        "/v1/members",
+        json={"id": "lena", "sponsor_id": None, "enrolled_at": "2016-01-01T00:00:00Z",
+              "referral_code": "LENA10"},
+        headers=program.headers,
+    )  # fmt: skip
+    assert response.status_code == 201
+    integration = await connect(sessions, program, "woocommerce", WOO_SECRET)
+    order = document("woocommerce/order_727.json")
+    order["coupon_lines"] = [{"id": 1, "code": "LENA10", "discount": "0.00"}]
+    body = encoded(order)
+    async with sessions() as session, session.begin():
+        _, new = await store_sql.store_delivery(
+            session,
+            integration_id=integration,
+            delivery_id="dlv_00000000000000bb",
+            program_id=program.id,
+            delivery_key="woocommerce:727:processing:",
+            topic="order.updated",
+            headers={k.lower(): v for k, v in woo(body).items()},
+            body=body,
+        )
+        await session.execute(
+            text(
+                "UPDATE store_deliveries SET received_at = now() - interval '2 minutes'"
+                " WHERE delivery_id = 'dlv_00000000000000bb'"
+            )
+        )
+    assert new
+    assert [d["status"] for d in await deliveries(client, program, integration, "received")] == [
+        "received"
+    ]
+    other = document("woocommerce/order_723.json")
+    other["coupon_lines"] = [{"id": 1, "code": "LENA10", "discount": "0.00"}]
+    next_body = encoded(other)
+    await deliver(client, integration, next_body, woo(next_body))
+    assert await deliveries(client, program, integration, "received") == []
+    # Order 727: total 29.35 - tax 1.35 - shipping 10.00 = 18.00.
+    assert (await sale(client, program, "woocommerce:727"))["amount"] == "18.00"

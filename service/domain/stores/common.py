@@ -229,7 +229,9 @@ def parse_json(body: bytes) -> object:
         return json.loads(
             body.decode("utf-8"), parse_float=Decimal, parse_constant=_refuse_constant
         )
-    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
+    except (ValueError, RecursionError, ArithmeticError) as error:
+        # UnicodeDecodeError is a ValueError; a number past Decimal's exponent range an
+        # ArithmeticError (decimal.InvalidOperation)
         raise StoreError("malformed_delivery", "the body is not JSON") from error
 
 
