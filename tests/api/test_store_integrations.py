@@ -214,32 +214,7 @@ async def test_a_stripe_refund_of_the_current_api_finds_its_sale_by_payment_inte
     parked = await deliver(client, integration, refund, stripe(refund, timestamp=int(time.time())))
     assert (parked["status"], parked["code"]) == ("parked", "unknown_sale")
     # Stripe's invoice_payment.paid tells which PaymentIntent paid the invoice.
-    payment = encoded(
-        {
-            "id": "evt_1RlBCFR7UUImIKwkpaymnt01",
-            "object": "event",
-            "api_version": "2025-06-30.basil",
-            "created": 1752594910,
-            "type": "invoice_payment.paid",
-            "data": {
-                "object": {
-                    "id": "inpay_1RlBCFR7UUImIKwk7pLk0Qz1",
-                    "object": "invoice_payment",
-                    "amount_paid": 2000,
-                    "currency": "usd",
-                    "invoice": "in_1RlBCDR7UUImIKwkYvISbcWW",
-                    "is_default": True,
-                    "livemode": False,
-                    "payment": {
-                        "payment_intent": "pi_3RlBCDR7UUImIKwk1O9pW3xz",
-                        "type": "payment_intent",
-                    },
-                    "status": "paid",
-                    "status_transitions": {"canceled_at": None, "paid_at": 1752594907},
-                }
-            },
-        }
-    )
+    payment = body_of("stripe/invoice_payment_paid.json")
     told = await deliver(client, integration, payment, stripe(payment, timestamp=int(time.time())))
     assert told["status"] == "applied"
     recorded = await sale(client, program, "stripe:in_1RlBCDR7UUImIKwkYvISbcWW")

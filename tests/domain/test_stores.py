@@ -902,29 +902,7 @@ def test_an_integration_checks_its_platform_and_hides_its_secret() -> None:
 def test_stripe_invoice_payment_paid_tells_which_invoice_a_payment_intent_paid() -> None:
     """The current API's refunds name only their PaymentIntent; invoice_payment.paid (an
     InvoicePayment object) says which invoice that PaymentIntent paid."""
-    body = encoded(
-        {
-            "id": "evt_1RlBCFR7UUImIKwkpaymnt01",
-            "object": "event",
-            "api_version": "2025-06-30.basil",
-            "created": 1752594910,
-            "type": "invoice_payment.paid",
-            "data": {
-                "object": {
-                    "id": "inpay_1RlBCFR7UUImIKwk7pLk0Qz1",
-                    "object": "invoice_payment",
-                    "amount_paid": 2000,
-                    "currency": "usd",
-                    "invoice": "in_1RlBCDR7UUImIKwkYvISbcWW",
-                    "payment": {
-                        "payment_intent": "pi_3RlBCDR7UUImIKwk1O9pW3xz",
-                        "type": "payment_intent",
-                    },
-                    "status": "paid",
-                }
-            },
-        }
-    )
+    body = body_of("stripe/invoice_payment_paid.json")
     assert read_delivery(STRIPE, stripe(body), body) == Delivery(
         platform="stripe",
         delivery_key="stripe:evt_1RlBCFR7UUImIKwkpaymnt01",
