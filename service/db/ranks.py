@@ -435,7 +435,7 @@ _PROGRAM_COPY = """
     FROM member_period_volumes v WHERE v.program_id = $1 AND v.period = $2
 """
 _ID_WIDTH = 64
-_PROGRAM_ROW = np.dtype([*_ROW.descr, ("id_size", ">i4"), ("member_id", f"S{_ID_WIDTH}")])
+_PROGRAM_ROW = np.dtype([*_ROW.descr, ("member_id_size", ">i4"), ("member_id", f"S{_ID_WIDTH}")])
 
 
 async def program_team(
@@ -449,11 +449,12 @@ async def program_team(
     return team, ids
 
 
-async def _copied_team(
+async def _binary_copy(
     session: AsyncSession, query: str, layout: np.dtype[Any], *arguments: str
-) -> tuple[Team, list[str] | None]:
-    """A team read by a binary COPY of `query` whose rows have the fixed `layout`: member
-    rows, then volume rows (marked by a `hi` of -1) matched to members by label."""
+) -> NDArray[Any]:
+    """The rows of a binary COPY of `query`, read in place as `layout`: a field count, then
+    each field `X` after its length `X_size`. Rows of any other shape (a field of another
+    width, a NULL) are refused, never misread."""
     driver = await _driver(session)
     received = _Received()
     await driver.copy_from_query(query, *arguments, output=received.keep, format="binary")
@@ -464,15 +465,22 @@ async def _copied_team(
         offset=_HEADER,
         count=(len(body) - _HEADER - _TRAILER) // layout.itemsize,
     )
-    with_ids = "member_id" in (layout.names or ())
-    sizes = [rows["lo_size"], rows["hi_size"], rows["depth_size"], rows["personal_size"]]
+    fields = [name for name in layout.names or () if f"{name}_size" in (layout.names or ())]
     if bytes(body[: len(_SIGNATURE)]) != _SIGNATURE or not (
-        np.all(rows["fields"] == (6 if with_ids else 5))
-        and all(np.all(size == 8) for size in sizes)
-        and np.all(rows["active_size"] == 1)
-        and (not with_ids or np.all(rows["id_size"] == _ID_WIDTH))
+        np.all(rows["fields"] == len(fields))
+        and all(np.all(rows[f"{name}_size"] == layout[name].itemsize) for name in fields)
     ):
         raise RuntimeError("COPY answered rows of another layout")
+    return rows
+
+
+async def _copied_team(
+    session: AsyncSession, query: str, layout: np.dtype[Any], *arguments: str
+) -> tuple[Team, list[str] | None]:
+    """A team read by a binary COPY of `query` whose rows have the fixed `layout`: member
+    rows, then volume rows (marked by a `hi` of -1) matched to members by label."""
+    rows = await _binary_copy(session, query, layout, *arguments)
+    with_ids = "member_id" in (layout.names or ())
     hi = rows["hi"].astype(np.int64)
     is_member = hi >= 0
     lo_all = rows["lo"].astype(np.int64)
@@ -527,22 +535,5 @@ async def earned_by_label(
     session: AsyncSession, program_id: str, period: str
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """`earned_on_sales` as arrays: tree labels and units of 10**-VOLUME_PLACES."""
-    driver = await _driver(session)
-    received = _Received()
-    await driver.copy_from_query(
-        _EARNED_COPY, program_id, period, output=received.keep, format="binary"
-    )
-    body = received.buffer[: received.size]
-    rows = np.frombuffer(
-        body,
-        dtype=_EARNED_ROW,
-        offset=_HEADER,
-        count=(len(body) - _HEADER - _TRAILER) // _EARNED_ROW.itemsize,
-    )
-    if bytes(body[: len(_SIGNATURE)]) != _SIGNATURE or not (
-        np.all(rows["fields"] == 2)
-        and np.all(rows["lo_size"] == 8)
-        and np.all(rows["units_size"] == 8)
-    ):
-        raise RuntimeError("COPY answered rows of another layout")
+    rows = await _binary_copy(session, _EARNED_COPY, _EARNED_ROW, program_id, period)
     return rows["lo"].astype(np.int64), rows["units"].astype(np.int64)

@@ -36,15 +36,6 @@ class Leadership:
     bonus_lines: list[BonusLine]
     achieved: dict[str, int]
 
-    def rank_counts(self, plan: Plan) -> dict[str, int]:
-        """How many members are paid as each rank (ranks nobody holds left out), lowest
-        rank first."""
-        counts = [0] * len(plan.ranks)
-        for standing in self.standings.values():
-            if standing.rank is not None:
-                counts[standing.rank] += 1
-        return {rank.name: n for rank, n in zip(plan.ranks, counts, strict=True) if n}
-
 
 def decide_leadership(
     plan: Plan,
