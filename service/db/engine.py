@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from service.config import Settings
@@ -50,6 +50,17 @@ def make_engine(url: str, *, pool_size: int = 10, **options: Any) -> AsyncEngine
     )
     event.listen(engine.sync_engine, "checkout", _drop_closed_connection)
     return engine
+
+
+async def driver_of(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session, in the session's transaction: for COPY,
+    and for reads of a million rows (as asyncpg records they cost a fraction of what the
+    same rows cost as SQLAlchemy rows)."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    return driver
 
 
 def _drop_closed_connection(

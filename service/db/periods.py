@@ -1,8 +1,10 @@
 """SQL for periods: the program's oldest open period and its lock, closes, and statements.
 
 Statements are computed set-based: one query adds up the period's lines by earner
-(ix_commission_lines_period) and joins the balances carried out of the latest closed period,
-so a close is one INSERT ... SELECT whatever the number of members.
+(ix_commission_lines_period_earner) and joins the balances carried out of the latest closed
+period. A close adds up the lines once, into a table of its own transaction that its ranks
+and bonuses read too, and writes every statement from it in one INSERT ... SELECT whatever
+the number of members.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.db.engine import driver_of
 from service.db.sales import HOLD_LABELS, lock_labels
 
 _OPEN_FROM = text("SELECT open_from FROM programs WHERE program_id = :program_id")
@@ -178,19 +181,33 @@ async def periods(session: AsyncSession, program_id: str, *, before: str, limit:
 # paid once positive and at least the minimum (none: any positive balance), else carried.
 # `rank` is the paid-as rank the close wrote for the member before the statements (null in
 # an open period, and under a plan without ranks).
-def _statement_rows(earners: str) -> str:
+_LINE_SUMS = """
+    SELECT earner_id AS member_id,
+           COALESCE(sum(amount) FILTER (WHERE kind = 'personal'), 0) AS personal,
+           COALESCE(sum(amount) FILTER (WHERE kind = 'override'), 0) AS override,
+           COALESCE(sum(amount) FILTER (WHERE kind = 'reversal'), 0) AS reversal,
+           COALESCE(sum(amount) FILTER (WHERE kind = 'bonus'), 0) AS bonus,
+           sum(amount) AS earned
+    FROM commission_lines
+    WHERE program_id = :program_id AND period = :period AND earner_id {earners}
+    GROUP BY earner_id
+"""
+
+# What a close has gathered (`gather_earnings`, then `add_bonus_earnings`), by member: the
+# same sums as _LINE_SUMS, from one read of the period's lines and the bonuses the close
+# decided, not from a second read of every line.
+_GATHERED_SUMS = """
+    SELECT member_id, sum(personal) AS personal, sum(override) AS override,
+           sum(reversal) AS reversal, sum(bonus) AS bonus,
+           sum(personal + override + reversal + bonus) AS earned
+    FROM close_earnings WHERE member_id {earners}
+    GROUP BY member_id
+"""
+
+
+def _statement_rows(earners: str, sums: str = _LINE_SUMS) -> str:
     return f"""
-    WITH earned AS (
-        SELECT earner_id AS member_id,
-               COALESCE(sum(amount) FILTER (WHERE kind = 'personal'), 0) AS personal,
-               COALESCE(sum(amount) FILTER (WHERE kind = 'override'), 0) AS override,
-               COALESCE(sum(amount) FILTER (WHERE kind = 'reversal'), 0) AS reversal,
-               COALESCE(sum(amount) FILTER (WHERE kind = 'bonus'), 0) AS bonus,
-               sum(amount) AS earned
-        FROM commission_lines
-        WHERE program_id = :program_id AND period = :period AND earner_id {earners}
-        GROUP BY earner_id
-    ),
+    WITH earned AS ({sums.format(earners=earners)}),
     carried AS (
         SELECT member_id, carried_out AS carried_in FROM statements
         WHERE program_id = :program_id AND member_id {earners} AND carried_out <> 0
@@ -244,7 +261,7 @@ _WRITE_STATEMENTS = text(
     f"""
     WITH s AS (
         INSERT INTO statements ({_STATEMENT_COLUMNS})
-        {_STATEMENT_ROWS}
+        {_statement_rows("> :after", _GATHERED_SUMS)}
         RETURNING *
     )
     {_TOTALS}
@@ -318,10 +335,58 @@ def _parameters(
     return {"program_id": program_id, "period": period, "minimum": minimum, "after": after}
 
 
+# The close's own table of earnings by member, dropped when its transaction ends (and with
+# the savepoint of a dry run; one left by an earlier close in the same transaction, as when
+# a caller runs closes in savepoints of its own, is replaced): the period's lines added up
+# once, by earner, then a row per member paid a bonus.
+_DROP_EARNINGS = text("DROP TABLE IF EXISTS pg_temp.close_earnings")
+_EARNINGS_TABLE = text(
+    """
+    CREATE TEMPORARY TABLE close_earnings (
+        member_id text NOT NULL,
+        personal numeric NOT NULL,
+        override numeric NOT NULL,
+        reversal numeric NOT NULL,
+        bonus numeric NOT NULL
+    ) ON COMMIT DROP
+    """
+)
+_GATHER_EARNINGS = text(
+    f"""
+    INSERT INTO close_earnings (member_id, personal, override, reversal, bonus)
+    SELECT member_id, personal, override, reversal, bonus
+    FROM ({_LINE_SUMS.format(earners="IS NOT NULL")}) s
+    """  # noqa: S608 - constant SQL
+)
+_ANALYZE_EARNINGS = text("ANALYZE close_earnings")
+
+
+async def gather_earnings(session: AsyncSession, program_id: str, period: str) -> None:
+    """Add up the period's lines by earner, in one read of them, into the close's table of
+    earnings (`close_earnings`, the transaction's own): the ranks and bonuses read what each
+    member earned on sales from it, and `write_statements` their sums. Its statistics are
+    gathered at once, for the plans of the statements that read it."""
+    await session.execute(_DROP_EARNINGS)
+    await session.execute(_EARNINGS_TABLE)
+    await session.execute(_GATHER_EARNINGS, {"program_id": program_id, "period": period})
+    await session.execute(_ANALYZE_EARNINGS)
+
+
+async def add_bonus_earnings(session: AsyncSession, bonuses: dict[str, Decimal]) -> None:
+    """Add each member's bonus lines of the close (member id -> their sum) to its earnings."""
+    zero = Decimal(0)
+    await (await driver_of(session)).copy_records_to_table(
+        "close_earnings",
+        records=[(member, zero, zero, zero, amount) for member, amount in bonuses.items()],
+        columns=["member_id", "personal", "override", "reversal", "bonus"],
+    )
+
+
 async def write_statements(
     session: AsyncSession, program_id: str, period: str, *, minimum: Decimal | None
 ) -> PeriodTotals:
-    """Write every statement of the period in one statement; answers their totals."""
+    """Write every statement of the period in one statement, from the close's earnings
+    (`gather_earnings`, then `add_bonus_earnings`); answers their totals."""
     row = (await session.execute(_WRITE_STATEMENTS, _parameters(program_id, period, minimum))).one()
     return _totals(row)
 

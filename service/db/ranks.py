@@ -17,10 +17,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.compute.ranks import VOLUME_PLACES, Team
+from service.db.engine import driver_of
 from service.domain.ranks import MemberVolume
 
-# Read straight through the driver: a million rows as asyncpg records cost a fraction of
-# what the same rows cost as SQLAlchemy rows.
+# Read straight through the driver (driver_of).
 _TREE = """
     SELECT m.member_id, m.sponsor_id, m.status = 'active' AS active,
            COALESCE(v.volume, 0) AS personal_volume
@@ -31,38 +31,24 @@ _TREE = """
 """
 
 
-async def _driver(session: AsyncSession) -> Any:
-    """The asyncpg connection under the session, in the session's transaction."""
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    driver = raw.driver_connection
-    assert driver is not None
-    return driver
-
-
 async def tree_volumes(session: AsyncSession, program_id: str, period: str) -> list[MemberVolume]:
     """Every member of the program as they stand now, with their personal volume booked in
     the period (net of the refunds booked in it)."""
-    rows = await (await _driver(session)).fetch(_TREE, program_id, period)
+    rows = await (await driver_of(session)).fetch(_TREE, program_id, period)
     return [MemberVolume(r[0], r[1], r[2], r[3]) for r in rows]
 
 
+# What each member earned in the period on sales, from the close's earnings (gathered by
+# service.db.periods.gather_earnings, before any bonus is added to them).
 _EARNED = text(
-    """
-    SELECT earner_id, sum(amount) FROM commission_lines
-    WHERE program_id = :program_id AND period = :period
-      AND kind IN ('personal', 'override', 'reversal')
-    GROUP BY earner_id
-    """
+    "SELECT member_id, sum(personal + override + reversal) FROM close_earnings GROUP BY member_id"
 )
 
 
-async def earned_on_sales(
-    session: AsyncSession, program_id: str, period: str
-) -> dict[str, Decimal]:
-    """What each member earned in the period on sales: their personal and override lines
-    net of the reversals booked in it."""
-    result = await session.execute(_EARNED, {"program_id": program_id, "period": period})
+async def earned_on_sales(session: AsyncSession) -> dict[str, Decimal]:
+    """What each member earned in the close's period on sales: their personal and override
+    lines net of the reversals booked in it (from the close's earnings)."""
+    result = await session.execute(_EARNED)
     return {earner: amount for earner, amount in result}
 
 
@@ -80,9 +66,9 @@ async def net_volume(session: AsyncSession, program_id: str, period: str) -> Dec
     return found
 
 
-_HELD = text(
+_HELD = (
     "SELECT member_id, rank, achieved_rank FROM members"
-    " WHERE program_id = :program_id AND (rank IS NOT NULL OR achieved_rank IS NOT NULL)"
+    " WHERE program_id = $1 AND (rank IS NOT NULL OR achieved_rank IS NOT NULL)"
 )
 
 
@@ -90,9 +76,9 @@ async def held_ranks(
     session: AsyncSession, program_id: str
 ) -> dict[str, tuple[str | None, str | None]]:
     """Each member's rank in force and the highest rank they were ever paid as, by name
-    (members holding neither left out)."""
-    result = await session.execute(_HELD, {"program_id": program_id})
-    return {member: (rank, achieved) for member, rank, achieved in result}
+    (members holding neither left out; a close reads a hundred thousand and more)."""
+    rows = await (await driver_of(session)).fetch(_HELD, program_id)
+    return {row[0]: (row[1], row[2]) for row in rows}
 
 
 class RankRow(NamedTuple):
@@ -126,7 +112,7 @@ async def _copy(
     session: AsyncSession, table: str, columns: Sequence[str], records: Iterable[Sequence[Any]]
 ) -> None:
     """COPY the records into the table, in the session's transaction."""
-    driver = await _driver(session)
+    driver = await driver_of(session)
     await driver.copy_records_to_table(table, records=records, columns=list(columns))
 
 
@@ -455,7 +441,7 @@ async def _binary_copy(
     """The rows of a binary COPY of `query`, read in place as `layout`: a field count, then
     each field `X` after its length `X_size`. Rows of any other shape (a field of another
     width, a NULL) are refused, never misread."""
-    driver = await _driver(session)
+    driver = await driver_of(session)
     received = _Received()
     await driver.copy_from_query(query, *arguments, output=received.keep, format="binary")
     body = received.buffer[: received.size]
@@ -514,17 +500,17 @@ async def _copied_team(
     return team, ids
 
 
-# What each member earned in the period on sales (personal and override lines net of the
-# reversals booked in it), by tree label, in units of 10**-VOLUME_PLACES (lines hold four
-# places); a sum too large for 62 bits of units comes as 2**62.
+# What each member earned in the close's period on sales (personal and override lines net
+# of the reversals booked in it, from the close's earnings), by tree label, in units of
+# 10**-VOLUME_PLACES (lines hold four places); a sum too large for 62 bits of units comes
+# as 2**62.
 _EARNED_COPY = """
     SELECT m.lo,
            CASE WHEN abs(e.total) < 400000000000000 THEN (e.total * 10000)::int8
                 ELSE 4611686018427387904 END
-    FROM (SELECT earner_id, sum(amount) AS total FROM commission_lines
-          WHERE program_id = $1 AND period = $2 AND kind IN ('personal', 'override', 'reversal')
-          GROUP BY earner_id) e
-    JOIN members m ON m.program_id = $1 AND m.member_id = e.earner_id
+    FROM (SELECT member_id, sum(personal + override + reversal) AS total FROM close_earnings
+          GROUP BY member_id) e
+    JOIN members m ON m.program_id = $1 AND m.member_id = e.member_id
 """
 _EARNED_ROW = np.dtype(
     [("fields", ">i2"), ("lo_size", ">i4"), ("lo", ">i8"), ("units_size", ">i4"), ("units", ">i8")]
@@ -532,8 +518,8 @@ _EARNED_ROW = np.dtype(
 
 
 async def earned_by_label(
-    session: AsyncSession, program_id: str, period: str
+    session: AsyncSession, program_id: str
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """`earned_on_sales` as arrays: tree labels and units of 10**-VOLUME_PLACES."""
-    rows = await _binary_copy(session, _EARNED_COPY, _EARNED_ROW, program_id, period)
+    rows = await _binary_copy(session, _EARNED_COPY, _EARNED_ROW, program_id)
     return rows["lo"].astype(np.int64), rows["units"].astype(np.int64)

@@ -48,7 +48,7 @@ class TeamStats:
     levels: str
 
 
-# One pass over the earner's lines of the period (ix_commission_lines_earner). `rate` is null
+# One pass over the earner's lines of the period (ix_commission_lines_period_earner). `rate` is null
 # where the lines of a group were paid at different rates (two plan versions in one period).
 # The distinct counts sort ids by bytes (COLLATE "C"): equality is the same in every
 # deterministic collation, and for 4,278 lines (a 10,000-member team's month) the prepared

@@ -103,7 +103,7 @@ async def decide_period(
     advanced_before = await rank_sql.advancements(session, program_id)
     net_volume = await rank_sql.net_volume(session, program_id, period)
     team, ids = await rank_sql.program_team(session, program_id, period)
-    labels, units = await rank_sql.earned_by_label(session, program_id, period)
+    labels, units = await rank_sql.earned_by_label(session, program_id)
     found = from_arrays(
         plan,
         team,
@@ -120,7 +120,7 @@ async def decide_period(
     leadership = decide_leadership(
         plan,
         await rank_sql.tree_volumes(session, program_id, period),
-        earned_on_sales=await rank_sql.earned_on_sales(session, program_id, period),
+        earned_on_sales=await rank_sql.earned_on_sales(session),
         achieved_before=achieved_before,
         net_volume=net_volume,
         currency=program.currency,

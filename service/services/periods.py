@@ -244,8 +244,11 @@ async def _settle(
     closed_at: datetime | None,
 ) -> PeriodSummary:
     """The period's end-of-period work, written: under a plan with ranks, every member's
-    rank and the bonus lines, then (always) the statements, which add up every line."""
+    rank and the bonus lines, then (always) the statements, which add up every line. The
+    period's lines are read once, into the close's earnings by member, which the ranks and
+    the statements then read (with the bonuses added)."""
     program_id = program.program_id
+    await period_sql.gather_earnings(session, program_id, period)
     ranks: dict[str, int] = {}
     bonuses: dict[str, Decimal] = {}
     held = await rank_sql.held_ranks(session, program_id)
@@ -293,11 +296,20 @@ async def _write_leadership(
     plan_version: int,
     decision: Decision,
 ) -> None:
-    """The period's rank rows (members with any figure), its bonus lines and the
-    advancements they pay."""
+    """The period's rank rows (members with any figure), its bonus lines (added to the
+    close's earnings) and the advancements they pay."""
     await rank_sql.write_ranks(session, program_id, period, decision.rank_rows())
     await rank_sql.write_bonus_lines(session, program_id, period, plan_version, decision.bonus_rows)
+    await period_sql.add_bonus_earnings(session, _bonus_by_earner(decision))
     await rank_sql.write_advancements(session, program_id, period, decision.advanced)
+
+
+def _bonus_by_earner(decision: Decision) -> dict[str, Decimal]:
+    """The sum of each earner's bonus lines."""
+    sums: dict[str, Decimal] = {}
+    for line in decision.bonus_rows:
+        sums[line.earner_id] = sums.get(line.earner_id, ZERO) + line.amount
+    return sums
 
 
 async def _open_summary(session: AsyncSession, program: ProgramRow, period: str) -> PeriodSummary:
