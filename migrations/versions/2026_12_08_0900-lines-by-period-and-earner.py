@@ -1,4 +1,5 @@
-"""Commission lines: one index by (period, earner) in place of two.
+"""Commission lines: one index by (period, earner) in place of two; the volumes follow only
+the members whose labels moved.
 
 `ix_commission_lines_earner` (program, earner, period, line) and `ix_commission_lines_period`
 (program, period, earner) answered the same questions: an earner's lines of one period, in
@@ -7,6 +8,12 @@ answers both, and every line written (eleven for a sale, hundreds of thousands o
 lines for a close) updates one index fewer; the earner-first one was the widest of the
 table's indexes, and the one whose pages a close's bonus lines touched at random. An
 earner's lines across all periods, in line order, keep `ix_commission_lines_earner_all`.
+
+`volumes_follow_labels` (0009) copies a member's new tree label onto their volume rows
+after every update of members. It looked up the volume rows of every updated member,
+whatever changed; a close that sets the ranks of a quarter of the members looked up all
+their volume rows for nothing. It now looks up only those of members whose label or depth
+the update changed.
 
 Revision ID: 0016_lines_by_period_and_earner
 Revises: 0015_store_integrations
@@ -23,7 +30,30 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+_FOLLOW = """
+    CREATE OR REPLACE FUNCTION volumes_follow_labels() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_advisory_xact_lock(hashtextextended('labels:' || changed.program_id, 0))
+        FROM (
+            SELECT DISTINCT n.program_id FROM new_rows n
+            JOIN old_rows o ON o.program_id = n.program_id AND o.member_id = n.member_id
+            WHERE o.lo <> n.lo OR o.depth <> n.depth
+            ORDER BY n.program_id
+        ) changed;
+        UPDATE member_period_volumes v SET lo = n.lo, depth = n.depth
+        FROM new_rows n {moved}
+        WHERE v.program_id = n.program_id AND v.member_id = n.member_id
+          AND (v.lo <> n.lo OR v.depth <> n.depth);
+        RETURN NULL;
+    END $$
+"""
+_MOVED = """
+        JOIN old_rows o ON o.program_id = n.program_id AND o.member_id = n.member_id
+                       AND (o.lo <> n.lo OR o.depth <> n.depth)"""
+
+
 def upgrade() -> None:
+    op.execute(_FOLLOW.format(moved=_MOVED))
     op.create_index(
         "ix_commission_lines_period_earner",
         "commission_lines",
@@ -34,6 +64,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute(_FOLLOW.format(moved=""))
     op.create_index(
         "ix_commission_lines_earner",
         "commission_lines",

@@ -19,7 +19,6 @@ from typing import Any
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.db.engine import driver_of
 from service.db.sales import HOLD_LABELS, lock_labels
 
 _OPEN_FROM = text("SELECT open_from FROM programs WHERE program_id = :program_id")
@@ -193,7 +192,7 @@ _LINE_SUMS = """
     GROUP BY earner_id
 """
 
-# What a close has gathered (`gather_earnings`, then `add_bonus_earnings`), by member: the
+# What a close has gathered (`gather_earnings`, then the bonus lines' sums), by member: the
 # same sums as _LINE_SUMS, from one read of the period's lines and the bonuses the close
 # decided, not from a second read of every line.
 _GATHERED_SUMS = """
@@ -372,21 +371,12 @@ async def gather_earnings(session: AsyncSession, program_id: str, period: str) -
     await session.execute(_ANALYZE_EARNINGS)
 
 
-async def add_bonus_earnings(session: AsyncSession, bonuses: dict[str, Decimal]) -> None:
-    """Add each member's bonus lines of the close (member id -> their sum) to its earnings."""
-    zero = Decimal(0)
-    await (await driver_of(session)).copy_records_to_table(
-        "close_earnings",
-        records=[(member, zero, zero, zero, amount) for member, amount in bonuses.items()],
-        columns=["member_id", "personal", "override", "reversal", "bonus"],
-    )
-
-
 async def write_statements(
     session: AsyncSession, program_id: str, period: str, *, minimum: Decimal | None
 ) -> PeriodTotals:
     """Write every statement of the period in one statement, from the close's earnings
-    (`gather_earnings`, then `add_bonus_earnings`); answers their totals."""
+    (`gather_earnings`, and the bonus lines' sums, service.db.ranks.write_bonus_lines);
+    answers their totals."""
     row = (await session.execute(_WRITE_STATEMENTS, _parameters(program_id, period, minimum))).one()
     return _totals(row)
 

@@ -1,14 +1,18 @@
 """SQL for ranks and bonuses: what a close reads to decide them, and what it writes.
 
 A close reads the whole tree with each member's personal volume of the period in one
-query, decides in service/domain/, and writes the period's ranks and bonus lines with COPY
-(a month of a million members is a few hundred thousand rows of each).
+query, decides (service/compute/, or service/domain/), and writes the period's ranks and
+bonus lines (a month of a million members is a few hundred thousand rows of each). Where
+the arrays decided, the rows are copied as whole units into tables of the close's own
+transaction, then inserted from there with their figures made exact decimals by
+PostgreSQL: no Decimal is built or encoded per figure.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
+from itertools import repeat
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -130,26 +134,163 @@ _RANK_COLUMNS = (
 )
 
 
+class RankUnits(NamedTuple):
+    """The period's rank rows with their volumes as whole units: each record is a RankRow
+    whose volumes are integers, personal in units of 10**-personal_places, organization of
+    10**-organization_places. A close writes a row for most members, and a Decimal built and
+    encoded for each figure cost more than the insert."""
+
+    records: Iterable[tuple[str, str | None, bool, int, int, int, str | None, str | None]]
+    personal_places: int
+    organization_places: int
+
+
+def _unit(places: int) -> Decimal:
+    """10**-places, exactly: a whole number of units times it has `places` decimals."""
+    return Decimal(1).scaleb(-places)
+
+
+async def _stage(session: AsyncSession, table: str, columns: str) -> None:
+    """A table of the transaction's own for rows on their way (dropped when it ends, and
+    with a dry run's savepoint; one left by an earlier close of the same transaction is
+    replaced)."""
+    await session.execute(text(f"DROP TABLE IF EXISTS pg_temp.{table}"))
+    await session.execute(text(f"CREATE TEMPORARY TABLE {table} ({columns}) ON COMMIT DROP"))
+
+
+_RANK_UNITS = """
+    member_id text, sponsor_id text, active boolean, personal int8, organization int8,
+    active_recruits int4, rank text, best_rank text
+"""
+_RANK_UNIT_COLUMNS = (
+    "member_id",
+    "sponsor_id",
+    "active",
+    "personal",
+    "organization",
+    "active_recruits",
+    "rank",
+    "best_rank",
+)
+_RANKS_FROM_UNITS = text(
+    f"""
+    INSERT INTO period_ranks ({", ".join(_RANK_COLUMNS)})
+    SELECT :program_id, :period, member_id, sponsor_id, active,
+           personal * CAST(:personal_unit AS numeric),
+           organization * CAST(:organization_unit AS numeric),
+           active_recruits, rank, best_rank
+    FROM close_rank_units
+    """  # noqa: S608 - constant SQL
+)
+
+
 async def write_ranks(
-    session: AsyncSession, program_id: str, period: str, rows: Iterable[RankRow]
+    session: AsyncSession, program_id: str, period: str, rows: Iterable[RankRow] | RankUnits
 ) -> None:
-    """Write the period's rank rows (the close writes one per member with any figure)."""
-    await _copy(session, "period_ranks", _RANK_COLUMNS, ((program_id, period, *r) for r in rows))
+    """Write the period's rank rows (the close writes one per member with any figure): rows
+    of Decimals are copied as they are; RankUnits are copied as integers into a table of
+    the transaction's own, then inserted with their volumes made exact decimals there."""
+    if not isinstance(rows, RankUnits):
+        await _copy(
+            session, "period_ranks", _RANK_COLUMNS, ((program_id, period, *r) for r in rows)
+        )
+        return
+    await _stage(session, "close_rank_units", _RANK_UNITS)
+    await _copy(session, "close_rank_units", _RANK_UNIT_COLUMNS, rows.records)
+    await session.execute(
+        _RANKS_FROM_UNITS,
+        {
+            "program_id": program_id,
+            "period": period,
+            "personal_unit": _unit(rows.personal_places),
+            "organization_unit": _unit(rows.organization_places),
+        },
+    )
 
 
-_LINE_COLUMNS = (
-    "program_id",
-    "earner_id",
-    "source_member_id",
-    "kind",
-    "bonus",
-    "level",
-    "paid_level",
-    "rate",
-    "base",
-    "amount",
-    "period",
-    "plan_version",
+class UnitLines(NamedTuple):
+    """Bonus lines of one kind with their figures as whole units (a close writes hundreds of
+    thousands, and a Decimal built and encoded for each figure cost more than the insert):
+    who earns and on whose figures, the level, the rate as an index into `rates`, the base
+    in units of 10**-base_places and the amount in units of 10**-amount_places."""
+
+    bonus: str
+    earner_id: list[str]
+    source_member_id: list[str]
+    level: list[int]
+    rate: list[int]
+    rates: tuple[Decimal, ...]
+    base: list[int]
+    base_places: int
+    amount: list[int]
+    amount_places: int
+
+    def rows(self) -> Iterator[BonusRow]:
+        """The same lines as rows of Decimals."""
+        for earner, source, level, rate, base, amount in zip(
+            self.earner_id,
+            self.source_member_id,
+            self.level,
+            self.rate,
+            self.base,
+            self.amount,
+            strict=True,
+        ):
+            yield BonusRow(
+                self.bonus,
+                earner,
+                source,
+                level,
+                self.rates[rate],
+                Decimal(base).scaleb(-self.base_places),
+                Decimal(amount).scaleb(-self.amount_places),
+            )
+
+
+class BonusLines(NamedTuple):
+    """A close's bonus lines: some kinds as whole units, the others as rows of Decimals."""
+
+    units: tuple[UnitLines, ...]
+    rows: list[BonusRow]
+
+    def every_row(self) -> list[BonusRow]:
+        """Every line as a row of Decimals, in earner order (as they are written)."""
+        found = [row for lines in self.units for row in lines.rows()]
+        found.extend(self.rows)
+        found.sort(key=lambda row: row.earner_id)
+        return found
+
+
+_STAGED_LINE = """
+    n int8 GENERATED ALWAYS AS IDENTITY, bonus text, earner_id text, source_member_id text,
+    level int4, rate {rate}, base {figure}, amount {figure}
+"""
+_STAGED_COLUMNS = ("bonus", "earner_id", "source_member_id", "level", "rate", "base", "amount")
+_LINES_FROM_UNITS = text(
+    """
+    INSERT INTO close_bonus_lines (bonus, earner_id, source_member_id, level, rate, base, amount)
+    SELECT bonus, earner_id, source_member_id, level, (CAST(:rates AS numeric[]))[rate + 1],
+           base * CAST(:base_unit AS numeric), amount * CAST(:amount_unit AS numeric)
+    FROM close_bonus_units ORDER BY n
+    """
+)
+# The staged lines, in earner order (the lines' indexes by earner then take them page by
+# page; within an earner, in the order they were staged); and each earner's sum, added to
+# the close's earnings (service.db.periods.gather_earnings).
+_WRITE_STAGED_LINES = text(
+    """
+    INSERT INTO commission_lines (program_id, earner_id, source_member_id, kind, bonus, level,
+                                  paid_level, rate, base, amount, period, plan_version)
+    SELECT :program_id, earner_id, source_member_id, 'bonus', bonus, level, level, rate, base,
+           amount, :period, :plan_version
+    FROM close_bonus_lines ORDER BY earner_id, n
+    """
+)
+_BONUS_EARNINGS = text(
+    """
+    INSERT INTO close_earnings (member_id, personal, override, reversal, bonus)
+    SELECT earner_id, 0, 0, 0, sum(amount) FROM close_bonus_lines GROUP BY earner_id
+    """
 )
 
 
@@ -158,31 +299,53 @@ async def write_bonus_lines(
     program_id: str,
     period: str,
     plan_version: int,
-    lines: Iterable[BonusRow],
+    lines: BonusLines,
 ) -> None:
-    """Write the period's bonus lines (kind `bonus`, no sale; `paid_level` is `level`)."""
-    await _copy(
-        session,
-        "commission_lines",
-        _LINE_COLUMNS,
-        (
-            (
-                program_id,
-                line.earner_id,
-                line.source_member_id,
-                "bonus",
-                line.bonus,
-                line.level,
-                line.level,
-                line.rate,
-                line.base,
-                line.amount,
-                period,
-                plan_version,
+    """Write the period's bonus lines (kind `bonus`, no sale; `paid_level` is `level`) and
+    add each earner's sum to the close's earnings. They are staged first in a table of the
+    transaction's own (the lines in units made exact decimals there), then inserted in
+    earner order."""
+    staged = _STAGED_LINE.format(rate="numeric", figure="numeric")
+    await _stage(session, "close_bonus_lines", staged)
+    if lines.units:
+        await _stage(session, "close_bonus_units", _STAGED_LINE.format(rate="int4", figure="int8"))
+        rates: list[Decimal] = []
+        for kind in lines.units:
+            offset = len(rates)
+            rates.extend(kind.rates)
+            await _copy(
+                session,
+                "close_bonus_units",
+                _STAGED_COLUMNS,
+                zip(
+                    repeat(kind.bonus),
+                    kind.earner_id,
+                    kind.source_member_id,
+                    kind.level,
+                    [offset + rate for rate in kind.rate],
+                    kind.base,
+                    kind.amount,
+                    strict=False,
+                ),
             )
-            for line in lines
-        ),
+        places = {(kind.base_places, kind.amount_places) for kind in lines.units}
+        if len(places) != 1:
+            raise ValueError("bonus lines in units of different places")
+        ((base_places, amount_places),) = places
+        await session.execute(
+            _LINES_FROM_UNITS,
+            {
+                "rates": rates,
+                "base_unit": _unit(base_places),
+                "amount_unit": _unit(amount_places),
+            },
+        )
+    await _copy(session, "close_bonus_lines", _STAGED_COLUMNS, lines.rows)
+    await session.execute(
+        _WRITE_STAGED_LINES,
+        {"program_id": program_id, "period": period, "plan_version": plan_version},
     )
+    await session.execute(_BONUS_EARNINGS)
 
 
 _ADVANCED = text("SELECT member_id, rank FROM advancements WHERE program_id = :program_id")

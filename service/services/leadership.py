@@ -12,16 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from operator import itemgetter
 
 import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.compute.leadership import Lines, differential_lines, matching_lines
 from service.compute.ranks import VOLUME_PLACES, Team, TeamRanks, decide_team
 from service.db import ranks as rank_sql
 from service.db.programs import ProgramRow
-from service.db.ranks import BonusRow, RankRow
+from service.db.ranks import BonusLines, BonusRow, RankRow, RankUnits, UnitLines
 from service.domain.bonuses import (
     BonusKind,
     BonusLine,
@@ -41,18 +41,25 @@ _UNITS_LIMIT = 2**62
 @dataclass(frozen=True, slots=True)
 class Decision:
     """What a close decides for ranks and bonuses: `ranked` each paid-as rank (an index),
-    `achieved` each member's achieved rank after the period, `bonus_rows` every bonus line
-    (in earner order), `bonuses` their totals by kind of bonus (in the order of
-    `BonusKind`; a kind without a line left out), `advanced` the (member, rank) pairs
-    whose advancement bonus the period pays; `rank_rows()` the figures stored for every
-    member with any volume or rank below them."""
+    `achieved` each member's achieved rank after the period, `bonus_lines` every bonus line,
+    `bonuses` their totals by kind of bonus (in the order of `BonusKind`; a kind without a
+    line left out), `advanced` the (member, rank) pairs whose advancement bonus the period
+    pays; `rank_rows()` the figures stored for every member with any volume or rank below
+    them, and `rank_units()`, where the arrays decided, the same rows in whole units (which
+    is how they are written)."""
 
     ranked: dict[str, int]
     achieved: dict[str, int]
-    bonus_rows: list[BonusRow]
+    bonus_lines: BonusLines
     bonuses: dict[str, Decimal]
     advanced: list[tuple[str, str]]
     rank_rows: Callable[[], Iterator[RankRow]]
+    rank_units: Callable[[], RankUnits] | None = None
+
+    @property
+    def bonus_rows(self) -> list[BonusRow]:
+        """Every bonus line as a row of Decimals, in earner order."""
+        return self.bonus_lines.every_row()
 
     def rank_counts(self, plan: Plan) -> dict[str, int]:
         """How many members are paid as each rank (ranks nobody holds left out), lowest
@@ -73,12 +80,6 @@ def _row(line: BonusLine) -> BonusRow:
         line.base,
         line.amount,
     )
-
-
-def _by_earner(rows: list[BonusRow]) -> list[BonusRow]:
-    """In earner order: the lines' indexes by earner then take them page by page."""
-    rows.sort(key=itemgetter(1))
-    return rows
 
 
 def _advanced(lines: Iterable[BonusLine]) -> list[tuple[str, str]]:
@@ -152,7 +153,7 @@ def from_decimals(plan: Plan, leadership: Leadership) -> Decision:
     return Decision(
         ranked={m: s.rank for m, s in leadership.standings.items() if s.rank is not None},
         achieved=leadership.achieved,
-        bonus_rows=_by_earner([_row(line) for line in lines]),
+        bonus_lines=BonusLines(units=(), rows=[_row(line) for line in lines]),
         bonuses=bonus_totals(lines),
         advanced=_advanced(lines),
         rank_rows=rows,
@@ -214,11 +215,13 @@ def from_arrays(
         achieved[member_id] = max(rank, achieved.get(member_id, rank))
     pool = pool_bonuses(ranks, figures, plan.leadership_pool_rate, net_volume, currency)
     advancement = advancement_bonuses(ranks, figures, achieved_before, advanced_before)
-    rows = [
-        *_bonus_rows(BonusKind.DIFFERENTIAL, differential, ids, digits),
-        *_bonus_rows(BonusKind.MATCHING, matching, ids, digits),
-        *(_row(line) for line in (*pool, *advancement)),
-    ]
+    lines = BonusLines(
+        units=(
+            _unit_lines(BonusKind.DIFFERENTIAL, differential, ids, digits),
+            _unit_lines(BonusKind.MATCHING, matching, ids, digits),
+        ),
+        rows=[_row(line) for line in (*pool, *advancement)],
+    )
     totals = bonus_totals([*pool, *advancement])
     for kind, found in ((BonusKind.DIFFERENTIAL, differential), (BonusKind.MATCHING, matching)):
         if len(found):
@@ -228,10 +231,11 @@ def from_arrays(
     return Decision(
         ranked=ranked,
         achieved=achieved,
-        bonus_rows=_by_earner(rows),
+        bonus_lines=lines,
         bonuses={kind.value: totals[kind.value] for kind in BonusKind if kind.value in totals},
         advanced=_advanced(advancement),
         rank_rows=lambda: _rank_rows(ranks, team, decided, ids),
+        rank_units=lambda: _rank_units(ranks, team, decided, ids),
     )
 
 
@@ -251,29 +255,21 @@ def _figures(team: Team, decided: TeamRanks, ids: list[str], i: int) -> Figures:
     )
 
 
-def _bonus_rows(kind: BonusKind, lines: Lines, ids: list[str], digits: int) -> Iterator[BonusRow]:
-    """The array lines as rows: amounts at the currency's places, bases at the four of
-    booked volumes and earnings."""
-    cut = 10 ** (VOLUME_PLACES - digits)
-    bonus, rates = kind.value, lines.rates
-    for earner, source, level, base, rate, amount in zip(
-        lines.earner.tolist(),
-        lines.source.tolist(),
-        lines.level.tolist(),
-        lines.base.tolist(),
-        lines.rate.tolist(),
-        lines.amount.tolist(),
-        strict=True,
-    ):
-        yield BonusRow(
-            bonus,
-            ids[earner],
-            ids[source],
-            level,
-            rates[rate],
-            _volume(base, VOLUME_PLACES),
-            _volume(amount // cut, digits),
-        )
+def _unit_lines(kind: BonusKind, lines: Lines, ids: list[str], digits: int) -> UnitLines:
+    """The array lines as whole units: amounts at the currency's places, bases at the four
+    of booked volumes and earnings."""
+    return UnitLines(
+        bonus=kind.value,
+        earner_id=[ids[i] for i in lines.earner.tolist()],
+        source_member_id=[ids[i] for i in lines.source.tolist()],
+        level=lines.level.tolist(),
+        rate=lines.rate.tolist(),
+        rates=lines.rates,
+        base=lines.base.tolist(),
+        base_places=VOLUME_PLACES,
+        amount=(lines.amount // 10 ** (VOLUME_PLACES - digits)).tolist(),
+        amount_places=digits,
+    )
 
 
 def _rank_rows(
@@ -282,7 +278,7 @@ def _rank_rows(
     """A row for every member with any volume, or a rank held by them or below them."""
     names: list[str | None] = [rank.name for rank in ranks]
     names.append(None)  # index -1: no rank
-    stored = np.nonzero((team.personal != 0) | (decided.organization != 0) | (decided.best >= 0))[0]
+    stored = _stored(team, decided)
     sponsor = decided.sponsor[stored].tolist()
     for i, s, active, personal, organization, recruits, rank, best in zip(
         stored.tolist(),
@@ -305,3 +301,31 @@ def _rank_rows(
             names[rank],
             names[best],
         )
+
+
+def _stored(team: Team, decided: TeamRanks) -> NDArray[np.intp]:
+    """The positions of every member with any volume, or a rank held by them or below them."""
+    return np.nonzero((team.personal != 0) | (decided.organization != 0) | (decided.best >= 0))[0]
+
+
+def _rank_units(
+    ranks: tuple[Rank, ...], team: Team, decided: TeamRanks, ids: list[str]
+) -> RankUnits:
+    """The rows of `_rank_rows` with their volumes in whole units."""
+    names: list[str | None] = [rank.name for rank in ranks]
+    names.append(None)  # index -1: no rank
+    stored = _stored(team, decided)
+    records = zip(
+        [ids[i] for i in stored.tolist()],
+        [ids[s] if s >= 0 else None for s in decided.sponsor[stored].tolist()],
+        team.active[stored].tolist(),
+        team.personal[stored].tolist(),
+        decided.organization[stored].tolist(),
+        decided.active_recruits[stored].tolist(),
+        [names[r] for r in decided.rank[stored].tolist()],
+        [names[b] for b in decided.best[stored].tolist()],
+        strict=True,
+    )
+    return RankUnits(
+        records=records, personal_places=VOLUME_PLACES, organization_places=decided.scale
+    )

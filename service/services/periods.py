@@ -298,18 +298,12 @@ async def _write_leadership(
 ) -> None:
     """The period's rank rows (members with any figure), its bonus lines (added to the
     close's earnings) and the advancements they pay."""
-    await rank_sql.write_ranks(session, program_id, period, decision.rank_rows())
-    await rank_sql.write_bonus_lines(session, program_id, period, plan_version, decision.bonus_rows)
-    await period_sql.add_bonus_earnings(session, _bonus_by_earner(decision))
+    rows = decision.rank_rows() if decision.rank_units is None else decision.rank_units()
+    await rank_sql.write_ranks(session, program_id, period, rows)
+    await rank_sql.write_bonus_lines(
+        session, program_id, period, plan_version, decision.bonus_lines
+    )
     await rank_sql.write_advancements(session, program_id, period, decision.advanced)
-
-
-def _bonus_by_earner(decision: Decision) -> dict[str, Decimal]:
-    """The sum of each earner's bonus lines."""
-    sums: dict[str, Decimal] = {}
-    for line in decision.bonus_rows:
-        sums[line.earner_id] = sums.get(line.earner_id, ZERO) + line.amount
-    return sums
 
 
 async def _open_summary(session: AsyncSession, program: ProgramRow, period: str) -> PeriodSummary:
