@@ -12,8 +12,9 @@ earner's lines across all periods, in line order, keep `ix_commission_lines_earn
 `volumes_follow_labels` (0009) copies a member's new tree label onto their volume rows
 after every update of members. It looked up the volume rows of every updated member,
 whatever changed; a close that sets the ranks of a quarter of the members looked up all
-their volume rows for nothing. It now looks up only those of members whose label or depth
-the update changed.
+their volume rows for nothing. It now updates volume rows only when the update moved a
+label or a depth (the lock it takes then finds a program), and only those of members whose
+label or depth moved.
 
 Revision ID: 0016_lines_by_period_and_earner
 Revises: 0015_store_integrations
@@ -40,10 +41,10 @@ _FOLLOW = """
             WHERE o.lo <> n.lo OR o.depth <> n.depth
             ORDER BY n.program_id
         ) changed;
-        UPDATE member_period_volumes v SET lo = n.lo, depth = n.depth
-        FROM new_rows n {moved}
+        {skip}UPDATE member_period_volumes v SET lo = n.lo, depth = n.depth
+        FROM new_rows n{moved}
         WHERE v.program_id = n.program_id AND v.member_id = n.member_id
-          AND (v.lo <> n.lo OR v.depth <> n.depth);
+          AND (v.lo <> n.lo OR v.depth <> n.depth);{end}
         RETURN NULL;
     END $$
 """
@@ -53,7 +54,9 @@ _MOVED = """
 
 
 def upgrade() -> None:
-    op.execute(_FOLLOW.format(moved=_MOVED))
+    op.execute(
+        _FOLLOW.format(moved=_MOVED, skip="IF FOUND THEN\n        ", end="\n        END IF;")
+    )
     op.create_index(
         "ix_commission_lines_period_earner",
         "commission_lines",
@@ -64,7 +67,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute(_FOLLOW.format(moved=""))
+    op.execute(_FOLLOW.format(moved="", skip="", end=""))
     op.create_index(
         "ix_commission_lines_earner",
         "commission_lines",

@@ -192,15 +192,13 @@ _LINE_SUMS = """
     GROUP BY earner_id
 """
 
-# What a close has gathered (`gather_earnings`, then the bonus lines' sums), by member: the
-# same sums as _LINE_SUMS, from one read of the period's lines and the bonuses the close
-# decided, not from a second read of every line.
+# What a close has gathered (`gather_earnings`, then the bonus lines' sums), one row per
+# member: the same sums as _LINE_SUMS, from one read of the period's lines and the bonuses
+# the close decided, not from a second read of every line.
 _GATHERED_SUMS = """
-    SELECT member_id, sum(personal) AS personal, sum(override) AS override,
-           sum(reversal) AS reversal, sum(bonus) AS bonus,
-           sum(personal + override + reversal + bonus) AS earned
+    SELECT member_id, personal, override, reversal, bonus,
+           personal + override + reversal + bonus AS earned
     FROM close_earnings WHERE member_id {earners}
-    GROUP BY member_id
 """
 
 
@@ -334,10 +332,10 @@ def _parameters(
     return {"program_id": program_id, "period": period, "minimum": minimum, "after": after}
 
 
-# The close's own table of earnings by member, dropped when its transaction ends (and with
-# the savepoint of a dry run; one left by an earlier close in the same transaction, as when
-# a caller runs closes in savepoints of its own, is replaced): the period's lines added up
-# once, by earner, then a row per member paid a bonus.
+# The close's own table of earnings, one row per member, dropped when its transaction ends
+# (and with the savepoint of a dry run; one left by an earlier close in the same
+# transaction, as when a caller runs closes in savepoints of its own, is replaced): the
+# period's lines added up once, by earner, then the bonus lines' sums added.
 _DROP_EARNINGS = text("DROP TABLE IF EXISTS pg_temp.close_earnings")
 _EARNINGS_TABLE = text(
     """

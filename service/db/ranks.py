@@ -44,9 +44,7 @@ async def tree_volumes(session: AsyncSession, program_id: str, period: str) -> l
 
 # What each member earned in the period on sales, from the close's earnings (gathered by
 # service.db.periods.gather_earnings, before any bonus is added to them).
-_EARNED = text(
-    "SELECT member_id, sum(personal + override + reversal) FROM close_earnings GROUP BY member_id"
-)
+_EARNED = text("SELECT member_id, personal + override + reversal FROM close_earnings")
 
 
 async def earned_on_sales(session: AsyncSession) -> dict[str, Decimal]:
@@ -276,7 +274,7 @@ _LINES_FROM_UNITS = text(
 )
 # The staged lines, in earner order (the lines' indexes by earner then take them page by
 # page; within an earner, in the order they were staged); and each earner's sum, added to
-# the close's earnings (service.db.periods.gather_earnings).
+# the close's earnings (service.db.periods.gather_earnings), which keep one row per member.
 _WRITE_STAGED_LINES = text(
     """
     INSERT INTO commission_lines (program_id, earner_id, source_member_id, kind, bonus, level,
@@ -288,8 +286,18 @@ _WRITE_STAGED_LINES = text(
 )
 _BONUS_EARNINGS = text(
     """
+    WITH sums AS (
+        SELECT earner_id AS member_id, sum(amount) AS bonus FROM close_bonus_lines
+        GROUP BY earner_id
+    ),
+    earning AS (
+        UPDATE close_earnings e SET bonus = e.bonus + s.bonus FROM sums s
+        WHERE e.member_id = s.member_id
+        RETURNING e.member_id
+    )
     INSERT INTO close_earnings (member_id, personal, override, reversal, bonus)
-    SELECT earner_id, 0, 0, 0, sum(amount) FROM close_bonus_lines GROUP BY earner_id
+    SELECT s.member_id, 0, 0, 0, s.bonus FROM sums s
+    WHERE NOT EXISTS (SELECT 1 FROM earning e WHERE e.member_id = s.member_id)
     """
 )
 
@@ -671,8 +679,7 @@ _EARNED_COPY = """
     SELECT m.lo,
            CASE WHEN abs(e.total) < 400000000000000 THEN (e.total * 10000)::int8
                 ELSE 4611686018427387904 END
-    FROM (SELECT member_id, sum(personal + override + reversal) AS total FROM close_earnings
-          GROUP BY member_id) e
+    FROM (SELECT member_id, personal + override + reversal AS total FROM close_earnings) e
     JOIN members m ON m.program_id = $1 AND m.member_id = e.member_id
 """
 _EARNED_ROW = np.dtype(
