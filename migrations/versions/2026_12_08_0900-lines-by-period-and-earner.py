@@ -8,6 +8,9 @@ answers both, and every line written (eleven for a sale, hundreds of thousands o
 lines for a close) updates one index fewer; the earner-first one was the widest of the
 table's indexes, and the one whose pages a close's bonus lines touched at random. An
 earner's lines across all periods, in line order, keep `ix_commission_lines_earner_all`.
+On a large ledger the new index takes a while to build, and `serve` applies migrations
+before it answers: upgrade at a quiet hour (stores retry the webhooks they could not
+deliver meanwhile).
 
 `volumes_follow_labels` (0009) copies a member's new tree label onto their volume rows
 after every update of members. It looked up the volume rows of every updated member,

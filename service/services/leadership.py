@@ -275,31 +275,18 @@ def _unit_lines(kind: BonusKind, lines: Lines, ids: list[str], digits: int) -> U
 def _rank_rows(
     ranks: tuple[Rank, ...], team: Team, decided: TeamRanks, ids: list[str]
 ) -> Iterator[RankRow]:
-    """A row for every member with any volume, or a rank held by them or below them."""
-    names: list[str | None] = [rank.name for rank in ranks]
-    names.append(None)  # index -1: no rank
-    stored = _stored(team, decided)
-    sponsor = decided.sponsor[stored].tolist()
-    for i, s, active, personal, organization, recruits, rank, best in zip(
-        stored.tolist(),
-        sponsor,
-        team.active[stored].tolist(),
-        team.personal[stored].tolist(),
-        decided.organization[stored].tolist(),
-        decided.active_recruits[stored].tolist(),
-        decided.rank[stored].tolist(),
-        decided.best[stored].tolist(),
-        strict=True,
-    ):
+    """The rows of `_rank_units` with their volumes as Decimals."""
+    units = _rank_units(ranks, team, decided, ids)
+    for member, sponsor, active, personal, organization, recruits, rank, best in units.records:
         yield RankRow(
-            ids[i],
-            ids[s] if s >= 0 else None,
+            member,
+            sponsor,
             active,
-            _volume(personal, VOLUME_PLACES),
-            _volume(organization, decided.scale),
+            _volume(personal, units.personal_places),
+            _volume(organization, units.organization_places),
             recruits,
-            names[rank],
-            names[best],
+            rank,
+            best,
         )
 
 
@@ -311,7 +298,9 @@ def _stored(team: Team, decided: TeamRanks) -> NDArray[np.intp]:
 def _rank_units(
     ranks: tuple[Rank, ...], team: Team, decided: TeamRanks, ids: list[str]
 ) -> RankUnits:
-    """The rows of `_rank_rows` with their volumes in whole units."""
+    """A row for every member with any volume, or a rank held by them or below them, with
+    the volumes in whole units: personal in units of 10**-VOLUME_PLACES, organization of
+    10**-scale (the scale the ranks were decided at)."""
     names: list[str | None] = [rank.name for rank in ranks]
     names.append(None)  # index -1: no rank
     stored = _stored(team, decided)

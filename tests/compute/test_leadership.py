@@ -71,6 +71,8 @@ def earnings(data: st.DataObject, members: Sequence[MemberVolume]) -> dict[str, 
 
 
 def summary(decision: Decision) -> tuple[object, ...]:
+    """What a close writes and answers; the arrays' rank rows and bonus rows are made from
+    the whole units the close writes, so comparing them compares those units too."""
     rows = {row.member_id: row for row in decision.rank_rows()}
     return (
         decision.ranked,
