@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
-from itertools import repeat
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -252,7 +251,8 @@ class BonusLines(NamedTuple):
     rows: list[BonusRow]
 
     def every_row(self) -> list[BonusRow]:
-        """Every line as a row of Decimals, in earner order (as they are written)."""
+        """Every line as a row of Decimals, in earner order (by code point; the close writes
+        them in the database's order of ids, which is the order of the lines' indexes)."""
         found = [row for lines in self.units for row in lines.rows()]
         found.extend(self.rows)
         found.sort(key=lambda row: row.earner_id)
@@ -326,14 +326,14 @@ async def write_bonus_lines(
                 "close_bonus_units",
                 _STAGED_COLUMNS,
                 zip(
-                    repeat(kind.bonus),
+                    [kind.bonus] * len(kind.earner_id),
                     kind.earner_id,
                     kind.source_member_id,
                     kind.level,
                     [offset + rate for rate in kind.rate],
                     kind.base,
                     kind.amount,
-                    strict=False,
+                    strict=True,
                 ),
             )
         places = {(kind.base_places, kind.amount_places) for kind in lines.units}
