@@ -27,11 +27,18 @@ from numpy.typing import NDArray
 from service.domain.money import EXACT
 from service.domain.ranks import Rank
 
-__all__ = ["VOLUME_PLACES", "Team", "TeamRanks", "decide_team"]
+__all__ = ["VOLUME_PLACES", "Team", "TeamRanks", "decide_team", "from_units"]
 
 VOLUME_PLACES = 4
 """The places of a booked volume (sales store volume with four): `Team.personal` is in
 units of 10**-VOLUME_PLACES."""
+
+
+def from_units(units: int, places: int) -> Decimal:
+    """The Decimal that `units` whole units of 10**-places stand for, with `places` decimals
+    (zero included: 0 units at 4 places is 0.0000)."""
+    return Decimal(units).scaleb(-places)
+
 
 _LIMIT = 2**62
 
@@ -69,7 +76,7 @@ class TeamRanks:
 
     def volume(self, units: int | np.int64) -> Decimal:
         """A volume of this result as the Decimal it stands for."""
-        return Decimal(int(units)).scaleb(-self.scale)
+        return from_units(int(units), self.scale)
 
     def rank_at(self, position: int | np.int64) -> int | None:
         """The paid-as rank of the member at `position` (None: no rank)."""

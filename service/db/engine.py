@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
@@ -61,6 +61,15 @@ async def driver_of(session: AsyncSession) -> Any:
     driver = raw.driver_connection
     assert driver is not None
     return driver
+
+
+async def temporary_table(session: AsyncSession, table: str, columns: str) -> None:
+    """Create `table` (a constant name, with its `columns` as SQL) for the rest of the
+    session's transaction: dropped when it ends, and with a savepoint rolled back (a dry
+    run's); one left by an earlier use in the same transaction, as when a caller runs its
+    work in savepoints of its own, is replaced."""
+    await session.execute(text(f"DROP TABLE IF EXISTS pg_temp.{table}"))
+    await session.execute(text(f"CREATE TEMPORARY TABLE {table} ({columns}) ON COMMIT DROP"))
 
 
 def _drop_closed_connection(

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.db.engine import temporary_table
 from service.db.sales import HOLD_LABELS, lock_labels
 
 _OPEN_FROM = text("SELECT open_from FROM programs WHERE program_id = :program_id")
@@ -332,22 +333,12 @@ def _parameters(
     return {"program_id": program_id, "period": period, "minimum": minimum, "after": after}
 
 
-# The close's own table of earnings, one row per member, dropped when its transaction ends
-# (and with the savepoint of a dry run; one left by an earlier close in the same
-# transaction, as when a caller runs closes in savepoints of its own, is replaced): the
-# period's lines added up once, by earner, then the bonus lines' sums added.
-_DROP_EARNINGS = text("DROP TABLE IF EXISTS pg_temp.close_earnings")
-_EARNINGS_TABLE = text(
-    """
-    CREATE TEMPORARY TABLE close_earnings (
-        member_id text NOT NULL,
-        personal numeric NOT NULL,
-        override numeric NOT NULL,
-        reversal numeric NOT NULL,
-        bonus numeric NOT NULL
-    ) ON COMMIT DROP
-    """
-)
+# The close's own table of earnings (a temporary table), one row per member: the period's
+# lines added up once, by earner, then the bonus lines' sums added.
+_EARNINGS = """
+    member_id text NOT NULL, personal numeric NOT NULL, override numeric NOT NULL,
+    reversal numeric NOT NULL, bonus numeric NOT NULL
+"""
 _GATHER_EARNINGS = text(
     f"""
     INSERT INTO close_earnings (member_id, personal, override, reversal, bonus)
@@ -363,8 +354,7 @@ async def gather_earnings(session: AsyncSession, program_id: str, period: str) -
     earnings (`close_earnings`, the transaction's own): the ranks and bonuses read what each
     member earned on sales from it, and `write_statements` their sums. Its statistics are
     gathered at once, for the plans of the statements that read it."""
-    await session.execute(_DROP_EARNINGS)
-    await session.execute(_EARNINGS_TABLE)
+    await temporary_table(session, "close_earnings", _EARNINGS)
     await session.execute(_GATHER_EARNINGS, {"program_id": program_id, "period": period})
     await session.execute(_ANALYZE_EARNINGS)
 

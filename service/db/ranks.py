@@ -19,8 +19,8 @@ from numpy.typing import NDArray
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.compute.ranks import VOLUME_PLACES, Team
-from service.db.engine import driver_of
+from service.compute.ranks import VOLUME_PLACES, Team, from_units
+from service.db.engine import driver_of, temporary_table
 from service.domain.ranks import MemberVolume
 
 # Read straight through the driver (driver_of).
@@ -144,37 +144,20 @@ class RankUnits(NamedTuple):
 
 def _unit(places: int) -> Decimal:
     """10**-places, exactly: a whole number of units times it has `places` decimals."""
-    return Decimal(1).scaleb(-places)
+    return from_units(1, places)
 
 
-async def _stage(session: AsyncSession, table: str, columns: str) -> None:
-    """A table of the transaction's own for rows on their way (dropped when it ends, and
-    with a dry run's savepoint; one left by an earlier close of the same transaction is
-    replaced)."""
-    await session.execute(text(f"DROP TABLE IF EXISTS pg_temp.{table}"))
-    await session.execute(text(f"CREATE TEMPORARY TABLE {table} ({columns}) ON COMMIT DROP"))
-
-
+# period_ranks' columns after the program and period, the volumes as whole units.
 _RANK_UNITS = """
-    member_id text, sponsor_id text, active boolean, personal int8, organization int8,
-    active_recruits int4, rank text, best_rank text
+    member_id text, sponsor_id text, active boolean, personal_volume int8,
+    organization_volume int8, active_recruits int4, rank text, best_rank text
 """
-_RANK_UNIT_COLUMNS = (
-    "member_id",
-    "sponsor_id",
-    "active",
-    "personal",
-    "organization",
-    "active_recruits",
-    "rank",
-    "best_rank",
-)
 _RANKS_FROM_UNITS = text(
     f"""
     INSERT INTO period_ranks ({", ".join(_RANK_COLUMNS)})
     SELECT :program_id, :period, member_id, sponsor_id, active,
-           personal * CAST(:personal_unit AS numeric),
-           organization * CAST(:organization_unit AS numeric),
+           personal_volume * CAST(:personal_unit AS numeric),
+           organization_volume * CAST(:organization_unit AS numeric),
            active_recruits, rank, best_rank
     FROM close_rank_units
     """  # noqa: S608 - constant SQL
@@ -192,8 +175,8 @@ async def write_ranks(
             session, "period_ranks", _RANK_COLUMNS, ((program_id, period, *r) for r in rows)
         )
         return
-    await _stage(session, "close_rank_units", _RANK_UNITS)
-    await _copy(session, "close_rank_units", _RANK_UNIT_COLUMNS, rows.records)
+    await temporary_table(session, "close_rank_units", _RANK_UNITS)
+    await _copy(session, "close_rank_units", _RANK_COLUMNS[2:], rows.records)
     await session.execute(
         _RANKS_FROM_UNITS,
         {
@@ -239,8 +222,8 @@ class UnitLines(NamedTuple):
                 source,
                 level,
                 self.rates[rate],
-                Decimal(base).scaleb(-self.base_places),
-                Decimal(amount).scaleb(-self.amount_places),
+                from_units(base, self.base_places),
+                from_units(amount, self.amount_places),
             )
 
 
@@ -314,9 +297,10 @@ async def write_bonus_lines(
     transaction's own (the lines in units made exact decimals there), then inserted in
     earner order."""
     staged = _STAGED_LINE.format(rate="numeric", figure="numeric")
-    await _stage(session, "close_bonus_lines", staged)
+    await temporary_table(session, "close_bonus_lines", staged)
     if lines.units:
-        await _stage(session, "close_bonus_units", _STAGED_LINE.format(rate="int4", figure="int8"))
+        units = _STAGED_LINE.format(rate="int4", figure="int8")
+        await temporary_table(session, "close_bonus_units", units)
         rates: list[Decimal] = []
         for kind in lines.units:
             offset = len(rates)

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.compute.leadership import Lines, differential_lines, matching_lines
-from service.compute.ranks import VOLUME_PLACES, Team, TeamRanks, decide_team
+from service.compute.ranks import VOLUME_PLACES, Team, TeamRanks, decide_team, from_units
 from service.db import ranks as rank_sql
 from service.db.programs import ProgramRow
 from service.db.ranks import BonusLines, BonusRow, RankRow, RankUnits, UnitLines
@@ -225,7 +225,7 @@ def from_arrays(
     totals = bonus_totals([*pool, *advancement])
     for kind, found in ((BonusKind.DIFFERENTIAL, differential), (BonusKind.MATCHING, matching)):
         if len(found):
-            totals[kind.value] = _volume(
+            totals[kind.value] = from_units(
                 int(found.amount.sum()) // 10 ** (VOLUME_PLACES - digits), digits
             )
     return Decision(
@@ -239,15 +239,11 @@ def from_arrays(
     )
 
 
-def _volume(units: int, places: int) -> Decimal:
-    return Decimal(units).scaleb(-places)
-
-
 def _figures(team: Team, decided: TeamRanks, ids: list[str], i: int) -> Figures:
     return Figures(
         member_id=ids[i],
         active=bool(team.active[i]),
-        personal_volume=_volume(int(team.personal[i]), VOLUME_PLACES),
+        personal_volume=from_units(int(team.personal[i]), VOLUME_PLACES),
         organization_volume=decided.volume(decided.organization[i]),
         active_recruits=int(decided.active_recruits[i]),
         rank=decided.rank_at(i),
@@ -282,8 +278,8 @@ def _rank_rows(
             member,
             sponsor,
             active,
-            _volume(personal, units.personal_places),
-            _volume(organization, units.organization_places),
+            from_units(personal, units.personal_places),
+            from_units(organization, units.organization_places),
             recruits,
             rank,
             best,

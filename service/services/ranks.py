@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.compute.ranks import VOLUME_PLACES, Team, TeamRanks, decide_team
+from service.compute.ranks import VOLUME_PLACES, Team, TeamRanks, decide_team, from_units
 from service.db import periods as period_sql
 from service.db import ranks as rank_sql
 from service.db.programs import ProgramRow
@@ -179,7 +179,7 @@ def _standing_of(
     standing = Standing(
         member_id=member_id,
         active=bool(team.active[0]),
-        personal_volume=Decimal(int(team.personal[0])).scaleb(-VOLUME_PLACES),
+        personal_volume=from_units(int(team.personal[0]), VOLUME_PLACES),
         organization_volume=decided.volume(decided.organization[0]),
         legs=tuple(Leg(leg, volume, best) for leg, volume, _, best in shown),
         active_recruits=int(decided.active_recruits[0]),
